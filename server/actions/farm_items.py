@@ -1,0 +1,104 @@
+"""client and server: the render nodes and the farm as a whole."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import peewee as pw
+from brender.server.api import Request, action
+from brender.server.errors import InvalidValue, NotFound
+from brender.server.farm import Farm
+from brender.server.models import Client, Frame, Job
+from brender.server.services import clients, query
+from brender.server.states import ClientStatus
+
+from brender import __version__
+
+
+def _live(farm: Farm, row: dict[str, Any]) -> dict[str, Any]:
+    chunk_id = farm.busy_chunk(row["id"])
+    row["busy"] = chunk_id is not None
+    row["chunk_id"] = chunk_id
+    return row
+
+
+@action("client", "read")
+def read(farm: Farm, req: Request) -> query.Page:
+    page = query.read(Client, req.filters, req.limit, req.offset, req.order_by)
+    page.rows = [_live(farm, row) for row in page.rows]
+    return page
+
+
+def _set_status(farm: Farm, req: Request, status: ClientStatus) -> list[dict[str, Any]]:
+    ids = query.matching_ids(Client, req.filters)
+    if not ids:
+        raise NotFound(f"no client matches {req.filters or 'the empty filter'}")
+    rows = clients.set_status(ids, status)
+    farm.clients_changed(rows)
+    return [_live(farm, r.to_dict()) for r in rows]
+
+
+@action("client", "enable")
+def enable(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    return _set_status(farm, req, ClientStatus.ENABLED)
+
+
+@action("client", "disable")
+def disable(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    return _set_status(farm, req, ClientStatus.DISABLED)
+
+
+@action("client", "update")
+def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """As in the seed: `{"values": {"status": "disabled"}}`."""
+    unknown = sorted(set(req.values) - {"status"})
+    if unknown:
+        raise InvalidValue(f"a client's {', '.join(unknown)} cannot be changed (only status)")
+    status = req.values.get("status")
+    choices = [s.value for s in ClientStatus]
+    if status not in choices:
+        raise InvalidValue(f"'status' must be one of {', '.join(choices)}")
+    return _set_status(farm, req, ClientStatus(status))
+
+
+@action("client", "info")
+async def info(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """Live load of the matching online nodes, asked of the nodes themselves."""
+    ids = query.matching_ids(Client, req.filters)
+    sessions = [farm.sessions[i] for i in ids if i in farm.sessions]
+    answers = await asyncio.gather(*(s.system("info") for s in sessions), return_exceptions=True)
+    out = []
+    for session, reply in zip(sessions, answers, strict=True):
+        entry: dict[str, Any] = {"id": session.client_id, "name": session.name}
+        if isinstance(reply, BaseException):
+            entry["error"] = str(reply) or type(reply).__name__
+        else:
+            entry["info"] = reply.get("data", {})
+        out.append(entry)
+    return out
+
+
+def _counts(model: Any) -> dict[str, int]:
+    query_ = model.select(model.status, pw.fn.COUNT(model.id)).group_by(model.status).tuples()
+    return {status: n for status, n in query_}
+
+
+@action("server", "status")
+def status(farm: Farm, req: Request) -> dict[str, Any]:
+    online = len(farm.sessions)
+    busy = sum(1 for s in farm.sessions.values() if s.chunk_id is not None)
+    return {
+        "version": __version__,
+        "uptime": round(time.time() - farm.started_at, 3),
+        "jobs": _counts(Job),
+        "frames": _counts(Frame),
+        "clients": {
+            "total": Client.select().count(),
+            "enabled": Client.select().where(Client.status == ClientStatus.ENABLED.value).count(),
+            "online": online,
+            "busy": busy,
+            "idle": online - busy,
+        },
+    }

@@ -1,0 +1,170 @@
+"""The one dispatcher: every API request, from TCP, HTTP or the console, comes through here.
+
+It checks the request's shape and token, routes `item`/`action` to a function registered with
+`@action`, and turns the outcome into the API's answer object.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import peewee as pw
+from brender.server.errors import FarmError, Unauthorized, UnsupportedAction
+from brender.server.farm import Farm
+from brender.server.services.query import Page
+
+log = logging.getLogger(__name__)
+
+ITEMS = ("project", "sequence", "shot", "job", "chunk", "frame", "client", "server")
+ACTIONS = ("create", "read", "update", "delete", "submit", "pause", "resume", "cancel",
+           "requeue", "enable", "disable", "status", "info")  # fmt: skip
+TOP_KEYS = {"item", "action", "filters", "values", "id", "token", "limit", "offset", "order_by"}
+
+
+@dataclass
+class Request:
+    item: str
+    action: str
+    filters: dict[str, Any]
+    values: dict[str, Any]
+    limit: Any = None
+    offset: Any = None
+    order_by: Any = None
+
+
+@dataclass
+class Caller:
+    """Who is asking: `authed` once a valid token was shown (per connection on TCP)."""
+
+    authed: bool = False
+    transport: str = "tcp"
+
+
+Handler = Callable[[Farm, Request], Any]
+ROUTES: dict[tuple[str, str], Handler] = {}
+
+
+def action(item: str, *names: str) -> Callable[[Handler], Handler]:
+    """Register a function as the handler of `item` × each of `names`."""
+
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            assert item in ITEMS and name in ACTIONS, (item, name)
+            ROUTES[(item, name)] = fn
+        return fn
+
+    return register
+
+
+def _item_name(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise FarmError("'item' must be a string", "bad_request")
+    name = raw.strip().lower()
+    if name not in ITEMS and name.endswith("s") and name[:-1] in ITEMS:
+        name = name[:-1]
+    if name not in ITEMS:
+        raise FarmError(f"unknown item '{raw}' (items: {', '.join(ITEMS)})", "unknown_item")
+    return name
+
+
+def parse(raw: Any) -> Request:
+    """Check a request's shape; raises FarmError with the right code."""
+    if not isinstance(raw, dict):
+        raise FarmError("a request must be a JSON object", "bad_request")
+    extra = sorted(set(raw) - TOP_KEYS)
+    if extra:
+        raise FarmError(
+            f"unknown request key{'s' if len(extra) > 1 else ''}: "
+            f"{', '.join(extra)} (keys: {', '.join(sorted(TOP_KEYS))})",
+            "bad_request",
+        )
+    if "item" not in raw or "action" not in raw:
+        raise FarmError("a request needs 'item' and 'action'", "bad_request")
+    item = _item_name(raw["item"])
+    name = raw["action"]
+    if not isinstance(name, str):
+        raise FarmError("'action' must be a string", "bad_request")
+    name = name.strip().lower()
+    if name not in ACTIONS:
+        raise FarmError(
+            f"unknown action '{raw['action']}' (actions: {', '.join(ACTIONS)})", "unknown_action"
+        )
+    if (item, name) not in ROUTES:
+        can = sorted(a for (i, a) in ROUTES if i == item)
+        raise UnsupportedAction(f"{item} does not support '{name}' (it supports: {', '.join(can)})")
+    filters = raw.get("filters") or {}
+    values = raw.get("values") or {}
+    if not isinstance(filters, dict):
+        raise FarmError("'filters' must be an object", "bad_request")
+    if not isinstance(values, dict):
+        raise FarmError("'values' must be an object", "bad_request")
+    return Request(
+        item, name, filters, values, raw.get("limit"), raw.get("offset"), raw.get("order_by")
+    )
+
+
+def authenticate(farm: Farm, raw: Any, caller: Caller) -> None:
+    """A `token` key (checked in constant time) authenticates the caller; without one a farm
+    that has a token refuses the request."""
+    token = farm.settings.token
+    offered = raw.get("token") if isinstance(raw, dict) else None
+    if offered is not None and token:
+        if not isinstance(offered, str) or not hmac.compare_digest(
+            offered.encode(), token.encode()
+        ):
+            raise Unauthorized("wrong token")
+        caller.authed = True
+    if token and not caller.authed:
+        raise Unauthorized(
+            "this farm needs a token: send 'token' in the request "
+            "(TCP) or 'Authorization: Bearer …' (HTTP)"
+        )
+
+
+def answer(raw: Any, ok: bool, payload: Any) -> dict[str, Any]:
+    out: dict[str, Any]
+    if not ok:
+        out = {"ok": False, "error": payload}
+    elif isinstance(payload, Page):
+        out = {
+            "ok": True,
+            "data": payload.rows,
+            "total": payload.total,
+            "limit": payload.limit,
+            "offset": payload.offset,
+        }
+    else:
+        out = {"ok": True, "data": payload}
+    if isinstance(raw, dict) and "id" in raw:
+        out["id"] = raw["id"]
+    return out
+
+
+def error_answer(raw: Any, code: str, message: str) -> dict[str, Any]:
+    return answer(raw, False, {"code": code, "message": message})
+
+
+async def handle(farm: Farm, raw: Any, caller: Caller) -> dict[str, Any]:
+    """Answer one request object (already parsed from JSON). Never raises."""
+    try:
+        authenticate(farm, raw, caller)
+        request = parse(raw)
+        result: Any = ROUTES[(request.item, request.action)](farm, request)
+        if inspect.isawaitable(result):
+            result = await result
+        return answer(raw, True, result)
+    except FarmError as exc:
+        return answer(raw, False, exc.as_error())
+    except pw.IntegrityError as exc:
+        return error_answer(raw, "conflict", f"the database refused the change: {exc}")
+    except Exception:
+        log.exception(
+            "request %r failed",
+            raw if not isinstance(raw, dict) else {k: v for k, v in raw.items() if k != "token"},
+        )
+        return error_answer(raw, "internal", "the server failed on this request; see its log")

@@ -1,0 +1,136 @@
+"""brender-server's settings: flags, then environment (`BRENDER_*`), then defaults."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+from brender.server.db import default_url
+
+from brender import __version__, wire
+
+
+class ConfigError(Exception):
+    """Settings that cannot work together; the message says what to change."""
+
+
+@dataclass
+class ServerConfig:
+    host: str
+    tcp_port: int
+    http_port: int
+    db_url: str
+    token: str | None
+    data_dir: Path
+    output_root: Path
+    node_timeout: float
+    local_node: bool
+    blender: str | None
+    log_level: str
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"BRENDER_{name}", default)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="brender-server",
+        description="The brender master: API on TCP and HTTP, scheduler, dashboard.",
+    )
+    p.add_argument(
+        "--host",
+        default=_env("HOST", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1; others need --token)",
+    )
+    p.add_argument(
+        "--tcp-port",
+        type=int,
+        default=int(_env("TCP_PORT", None) or wire.DEFAULT_TCP_PORT),
+        help="TCP port for nodes, API clients and the console (0: any free port)",
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=int(_env("HTTP_PORT", None) or wire.DEFAULT_HTTP_PORT),
+        help="HTTP port for /api and the dashboard (0: any free port)",
+    )
+    p.add_argument(
+        "--db",
+        default=_env("DB"),
+        help="database URL: sqlite:////path/brender.db or postgresql://user:pw@host/db "
+        "(default: SQLite in the data dir)",
+    )
+    p.add_argument(
+        "--token",
+        default=_env("TOKEN"),
+        help="shared secret every node and API client must present",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR"),
+        help="where the default database and renders go (default: the user data dir)",
+    )
+    p.add_argument(
+        "--output-root",
+        default=_env("OUTPUT_ROOT"),
+        help="where a job without an output path renders (default: DATA_DIR/renders)",
+    )
+    p.add_argument(
+        "--node-timeout",
+        type=float,
+        default=float(_env("NODE_TIMEOUT", None) or 10),
+        help="seconds of silence after which a node is offline and its work requeued",
+    )
+    p.add_argument(
+        "--local-node",
+        action="store_true",
+        default=(_env("LOCAL_NODE", "") or "").lower() in ("1", "true", "yes"),
+        help="also run a render node on this machine",
+    )
+    p.add_argument(
+        "--blender",
+        default=_env("BLENDER"),
+        help="Blender for --local-node (default: blender on PATH)",
+    )
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
+    p.add_argument("--version", action="version", version=f"brender-server {__version__}")
+    return p
+
+
+def load(argv: list[str] | None = None) -> ServerConfig:
+    args = parser().parse_args(argv)
+    token = args.token or None
+    if not is_loopback(args.host) and not token:
+        raise ConfigError(
+            f"refusing to listen on {args.host} without a token: anyone on the network could "
+            "drive the farm. Start with --token SECRET (or BRENDER_TOKEN), or listen on 127.0.0.1."
+        )
+    for name in ("tcp_port", "http_port"):
+        if not 0 <= getattr(args, name) <= 65535:
+            raise ConfigError(f"--{name.replace('_', '-')} must be from 0 to 65535")
+    if args.node_timeout <= 0:
+        raise ConfigError("--node-timeout must be positive")
+    data_dir = Path(args.data_dir or platformdirs.user_data_dir("brender")).expanduser().resolve()
+    output_root = (
+        Path(args.output_root).expanduser().resolve() if args.output_root else data_dir / "renders"
+    )
+    return ServerConfig(
+        host=args.host, tcp_port=args.tcp_port, http_port=args.http_port,
+        db_url=args.db or default_url(data_dir), token=token, data_dir=data_dir,
+        output_root=output_root, node_timeout=args.node_timeout, local_node=args.local_node,
+        blender=args.blender, log_level=args.log_level.upper(),
+    )  # fmt: skip

@@ -1,0 +1,180 @@
+"""What the server keeps in memory: the connected nodes, which of them are idle, the dispatcher.
+
+Everything else lives in the database. Work is pushed: whenever something could let a node
+start a chunk (a node connects or finishes, a job is submitted or resumed, a node is enabled)
+the caller `kick`s the farm, and one dispatch pass runs on the next loop tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from brender.server.models import Chunk
+from brender.server.services import clients, work
+from brender.server.states import ChunkStatus, ClientStatus
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+if TYPE_CHECKING:
+    from brender.server.nodes import NodeSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FarmSettings:
+    output_root: Path
+    token: str | None = None
+    node_timeout: float = 10.0
+    heartbeat: float = 2.0
+
+
+@dataclass
+class Farm:
+    settings: FarmSettings
+    sessions: dict[int, NodeSession] = field(default_factory=dict)
+    idle: dict[int, None] = field(default_factory=dict)  # insertion-ordered: longest idle first
+    started_at: float = field(default_factory=time.time)
+    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    _kicked: bool = False
+    _watchdog: PeriodicCallback | None = None
+
+    def start(self) -> None:
+        """Forget connections of the last run; orphaned chunks wait `node_timeout` for their node."""
+        clients.mark_all_offline()
+        self._watchdog = PeriodicCallback(self._check_liveness, 1000)
+        self._watchdog.start()
+        IOLoop.current().call_later(self.settings.node_timeout, self.requeue_orphans)
+
+    def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.stop()
+        for session in list(self.sessions.values()):
+            session.close()
+
+    # -- nodes coming and going ---------------------------------------------------------------
+
+    def node_joined(self, session: NodeSession, hello: dict[str, Any]) -> int:
+        """Register the node; answers its client id. A chunk it still holds may stay with it."""
+        client = clients.register(hello)
+        old = self.sessions.get(client.id)
+        if old is not None and old is not session:
+            log.warning(
+                "client %d (%s) connected again; dropping its old connection",
+                client.id,
+                client.name,
+            )
+            old.replaced = True
+            old.close()
+        session.client_id = client.id
+        session.name = client.name
+        session.enabled = client.status == ClientStatus.ENABLED.value
+        self.sessions[client.id] = session
+        held = hello.get("chunk")
+        held_id = held.get("chunk_id") if isinstance(held, dict) else None
+        if isinstance(held_id, int) and work.reclaim(client.id, held_id):
+            session.chunk_id = held_id
+        else:
+            if isinstance(held_id, int):
+                session.send({"type": "cancel", "chunk_id": held_id})
+            work.requeue_client(client.id, "node reconnected without this chunk")
+        log.info("client %d (%s) online from %s", client.id, client.name, session.address)
+        self.emit("client", {"id": client.id})
+        if session.chunk_id is None:
+            self.node_idle(client.id)
+        return int(client.id)
+
+    def node_left(self, session: NodeSession, reason: str) -> None:
+        cid = session.client_id
+        if cid is None or self.sessions.get(cid) is not session:
+            return
+        del self.sessions[cid]
+        self.idle.pop(cid, None)
+        clients.set_offline(cid)
+        if not session.replaced and work.requeue_client(cid, reason):
+            self.kick()
+        log.info("client %d (%s) offline: %s", cid, session.name, reason)
+        self.emit("client", {"id": cid})
+
+    def node_idle(self, client_id: int) -> None:
+        session = self.sessions.get(client_id)
+        if session is None:
+            return
+        session.chunk_id = None
+        self.idle[client_id] = None
+        self.kick()
+
+    def requeue_orphans(self) -> None:
+        """Chunks still `running` on nodes that never came back after a restart go back."""
+        running = Chunk.select(Chunk.client).where(Chunk.status == ChunkStatus.RUNNING.value)
+        orphans = {row.client_id for row in running.distinct()} - set(self.sessions)
+        for cid in orphans:
+            if cid is not None:
+                work.requeue_client(cid, "node did not come back after a server restart")
+        if orphans:
+            self.kick()
+
+    def _check_liveness(self) -> None:
+        deadline = time.monotonic() - self.settings.node_timeout
+        for session in list(self.sessions.values()):
+            if session.last_heard < deadline:
+                log.warning(
+                    "client %s (%s) silent for %.0f s: offline",
+                    session.client_id,
+                    session.name,
+                    self.settings.node_timeout,
+                )
+                session.close()
+                self.node_left(session, f"silent for {self.settings.node_timeout:g} s")
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Ask for one dispatch pass on the next loop tick (many kicks in a tick make one pass)."""
+        if not self._kicked:
+            self._kicked = True
+            IOLoop.current().add_callback(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._kicked = False
+        for cid in list(self.idle):
+            session = self.sessions.get(cid)
+            if session is None or not session.enabled:
+                continue
+            order = work.claim_next(cid)
+            if order is None:
+                return
+            del self.idle[cid]
+            session.chunk_id = order["chunk_id"]
+            session.send(order)
+            self.emit("job", {"id": order["job_id"]})
+
+    # -- changes made through the API ---------------------------------------------------------
+
+    def clients_changed(self, rows: list[Any]) -> None:
+        """Client rows were enabled/disabled: follow that in the live sessions."""
+        for row in rows:
+            session = self.sessions.get(row.id)
+            if session is not None:
+                session.enabled = row.status == ClientStatus.ENABLED.value
+            self.emit("client", {"id": row.id})
+        self.kick()
+
+    def cancel_chunks(self, pairs: list[tuple[int, int | None]]) -> None:
+        """Tell nodes to kill these chunks (already marked canceled in the database)."""
+        for chunk_id, client_id in pairs:
+            session = self.sessions.get(client_id) if client_id is not None else None
+            if session is not None:
+                session.send({"type": "cancel", "chunk_id": chunk_id})
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in self.listeners:
+            listener(kind, data)
+
+    def busy_chunk(self, client_id: int) -> int | None:
+        session = self.sessions.get(client_id)
+        return session.chunk_id if session is not None else None

@@ -1,0 +1,94 @@
+"""`brender-server`: open the database, listen on TCP and HTTP, run until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from brender.server import actions  # noqa: F401  (registers the API's handlers)
+from brender.server.config import ConfigError, ServerConfig, load
+from brender.server.db import open_database
+from brender.server.errors import FarmError
+from brender.server.farm import Farm, FarmSettings
+from brender.server.http import MAX_BODY, make_app
+from brender.server.local_node import LocalNode
+from brender.server.tcp import FarmTCPServer
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+log = logging.getLogger("brender.server")
+
+
+def _display_url(url: str) -> str:
+    """The database URL without its password, for the start-up line."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+def _addr(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(config: ServerConfig) -> int:
+    db = open_database(config.db_url)
+    farm = Farm(FarmSettings(output_root=config.output_root, token=config.token,
+                             node_timeout=config.node_timeout))  # fmt: skip
+    farm.start()
+
+    tcp = FarmTCPServer(farm)
+    tcp_sockets = bind_sockets(config.tcp_port, address=config.host)
+    tcp.add_sockets(tcp_sockets)
+    http = HTTPServer(make_app(farm), max_body_size=MAX_BODY + 1024 * 1024, xheaders=False)
+    http_sockets = bind_sockets(config.http_port, address=config.host)
+    http.add_sockets(http_sockets)
+    tcp_port = tcp_sockets[0].getsockname()[1]
+    http_port = http_sockets[0].getsockname()[1]
+
+    print(f"brender-server: tcp {_addr(config.host, tcp_port)} "
+          f"http http://{_addr(config.host, http_port)} db {_display_url(config.db_url)}",
+          flush=True)  # fmt: skip
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    node = None
+    if config.local_node:
+        node = LocalNode(config, tcp_port)
+        await node.start()
+
+    await stop.wait()
+    log.info("shutting down")
+    tcp.stop()
+    http.stop()
+    if node is not None:
+        await node.stop()
+    farm.stop()
+    db.close()  # write-through: nothing is left to save
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = load(argv)
+    except ConfigError as exc:
+        print(f"brender-server: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(serve(config))
+    except (FarmError, OSError) as exc:
+        print(f"brender-server: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The services layer: plain functions over the models, called by the one dispatcher."""

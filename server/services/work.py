@@ -1,0 +1,260 @@
+"""The life of a chunk on a node: claimed, frames reported, finished or given back.
+
+Every function here is safe to call with a late or repeated report: a frame that is already
+`done` stays as it is, and a chunk that no longer belongs to the reporting node is not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from brender.server.models import Chunk, Frame, Job, database, now, tuples
+from brender.server.services import jobs
+from brender.server.states import (
+    JOB_DISPATCHABLE,
+    ChunkStatus,
+    FrameStatus,
+    JobStatus,
+    check_chunk_move,
+    job_outcome,
+)
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = (FrameStatus.QUEUED.value, FrameStatus.RENDERING.value)
+
+
+def may_take(client_id: int, chunk: Chunk) -> bool:
+    """Whether this node may render this chunk: the one place future rules (tags, GPUs,
+    blocklists) go."""
+    return True
+
+
+def claim_next(client_id: int) -> dict[str, Any] | None:
+    """Give the best queued chunk to this node and answer its `render` order (or None).
+
+    Highest priority first, then the oldest job, then the chunk's place in the shot. The claim
+    is a conditional UPDATE, so two claims can never take the same chunk.
+    """
+    candidates = (
+        Chunk.select(Chunk, Job)
+        .join(Job)
+        .where(Chunk.status == ChunkStatus.QUEUED.value, Job.status.in_(JOB_DISPATCHABLE))
+        .order_by(Job.priority.desc(), Job.id, Chunk.frame_start)
+        .limit(16)
+    )
+    for chunk in candidates:
+        if not may_take(client_id, chunk):
+            continue
+        order = _claim(client_id, chunk)
+        if order is not None:
+            return order
+    return None
+
+
+def _claim(client_id: int, chunk: Chunk) -> dict[str, Any] | None:
+    job: Job = chunk.job
+    with database.atomic():
+        taken = (
+            Chunk.update(
+                status=ChunkStatus.RUNNING.value, client=client_id, started_at=now(),
+                attempts=Chunk.attempts + 1, exit_code=None,
+            )
+            .where(Chunk.id == chunk.id, Chunk.status == ChunkStatus.QUEUED.value)
+            .execute()
+        )  # fmt: skip
+        if not taken:
+            return None
+        Frame.update(
+            status=FrameStatus.RENDERING.value, client=client_id, started_at=now(),
+            attempts=Frame.attempts + 1,
+        ).where(Frame.chunk == chunk.id, Frame.status == FrameStatus.QUEUED.value).execute()  # fmt: skip
+        frames = [
+            n for (n,) in tuples(Frame.select(Frame.number)
+            .where(Frame.chunk == chunk.id, Frame.status == FrameStatus.RENDERING.value)
+            .order_by(Frame.number))
+        ]  # fmt: skip
+        if job.status == JobStatus.QUEUED.value:
+            jobs.set_status(job, JobStatus.ACTIVE)
+    log.info("job %d chunk %d (frames %s) -> client %d", job.id, chunk.id, _span(frames), client_id)
+    return {
+        "type": "render",
+        "chunk_id": chunk.id,
+        "job_id": job.id,
+        "blend_file": job.blend_file,
+        "output": job.output,
+        "format": job.format,
+        "frames": frames,
+    }
+
+
+def _span(frames: list[int]) -> str:
+    return f"{frames[0]}-{frames[-1]}" if frames else "none"
+
+
+def frame_done(
+    client_id: int, chunk_id: int, number: int, output_file: str, render_time: float | None
+) -> bool:
+    """Record a saved frame; answers False for a duplicate or a frame no longer wanted."""
+    updated = (
+        Frame.update(
+            status=FrameStatus.DONE.value, client=client_id, output_file=output_file,
+            render_time=render_time, finished_at=now(), error="",
+        )
+        .where(Frame.chunk == chunk_id, Frame.number == number, Frame.status.in_(UNFINISHED))
+        .execute()
+    )  # fmt: skip
+    if not updated:
+        log.info(
+            "ignored report of frame %d (chunk %d) from client %d: already final or unknown",
+            number,
+            chunk_id,
+            client_id,
+        )
+    return bool(updated)
+
+
+def chunk_finished(
+    client_id: int, chunk_id: int, ok: bool, exit_code: int | None, error: str, log_tail: list[str]
+) -> int | None:
+    """Close the node's chunk: done, or failed with its unfinished frames retried or failed.
+
+    Answers the chunk's job id when the chunk belonged to this node, else None (a stale report).
+    """
+    with database.atomic():
+        chunk = Chunk.get_or_none(Chunk.id == chunk_id)
+        if (
+            chunk is None
+            or chunk.client_id != client_id
+            or chunk.status != ChunkStatus.RUNNING.value
+        ):
+            log.info(
+                "ignored end of chunk %d from client %d: not running there", chunk_id, client_id
+            )
+            return None
+        job = chunk.job
+        left = Frame.select().where(Frame.chunk == chunk_id, Frame.status.in_(UNFINISHED))
+        if ok and not left.exists():
+            _set_chunk(chunk, ChunkStatus.DONE, exit_code=exit_code, error="", log_tail="")
+        else:
+            reason = error or f"Blender exited with code {exit_code}"
+            tail = "\n".join(log_tail[-50:])
+            _set_chunk(chunk, ChunkStatus.FAILED, exit_code=exit_code, error=reason, log_tail=tail)
+            log.warning(
+                "job %d chunk %d failed on client %d: %s", job.id, chunk_id, client_id, reason
+            )
+            _retry_or_fail(chunk, job, reason, tail)
+        update_job_outcome(job)
+    return int(job.id)
+
+
+def _set_chunk(chunk: Chunk, new: ChunkStatus, **fields: Any) -> None:
+    check_chunk_move(chunk.status, new)
+    chunk.status = new.value
+    if new in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED):
+        chunk.finished_at = now()
+    for key, value in fields.items():
+        setattr(chunk, key, value)
+    chunk.save()
+
+
+def _retry_or_fail(chunk: Chunk, job: Job, reason: str, tail: str) -> None:
+    """Unfinished frames of a failed chunk go back to the queue until they run out of attempts."""
+    Frame.update(status=FrameStatus.FAILED.value, error=reason, finished_at=now()).where(
+        Frame.chunk == chunk.id, Frame.status.in_(UNFINISHED), Frame.attempts >= job.max_attempts
+    ).execute()
+    retried = (
+        Frame.update(status=FrameStatus.QUEUED.value, client=None, error=reason)
+        .where(Frame.chunk == chunk.id, Frame.status.in_(UNFINISHED))
+        .execute()
+    )
+    if retried:
+        _set_chunk(chunk, ChunkStatus.QUEUED, client=None)
+        log.info("job %d chunk %d: %d frames requeued", job.id, chunk.id, retried)
+    else:
+        chunk.log_tail = tail
+
+
+def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> list[int]:
+    """Give back the chunks running on this node (all, or just `chunk_id`); done frames stay."""
+    requeued = []
+    query = Chunk.select().where(
+        Chunk.client == client_id, Chunk.status == ChunkStatus.RUNNING.value
+    )
+    if chunk_id is not None:
+        query = query.where(Chunk.id == chunk_id)
+    with database.atomic():
+        for chunk in query:
+            Frame.update(status=FrameStatus.QUEUED.value, client=None).where(
+                Frame.chunk == chunk.id, Frame.status.in_(UNFINISHED)
+            ).execute()
+            _set_chunk(chunk, ChunkStatus.QUEUED, client=None, error=reason)
+            update_job_outcome(chunk.job)
+            requeued.append(chunk.id)
+            log.warning(
+                "job %d chunk %d requeued from client %d: %s",
+                chunk.job_id,
+                chunk.id,
+                client_id,
+                reason,
+            )
+    return requeued
+
+
+def update_job_outcome(job: Job) -> None:
+    """Finish the job when all its frames are final; a chunk whose frames are all done is done."""
+    job = Job.get_by_id(job.id)
+    if job.status not in (JobStatus.ACTIVE.value, JobStatus.QUEUED.value):
+        return
+    c = jobs.frame_counts([job.id])[job.id]
+    outcome = job_outcome(
+        c.get(FrameStatus.DONE.value, 0), c.get(FrameStatus.FAILED.value, 0),
+        c.get(FrameStatus.CANCELED.value, 0), sum(c.values()),
+    )  # fmt: skip
+    if outcome is not None:
+        error = "" if outcome == JobStatus.COMPLETED else _first_failure(job.id)
+        jobs.set_status(job, outcome, error=error)
+        log.info("job %d %s", job.id, outcome.value)
+
+
+def _first_failure(job_id: int) -> str:
+    frame = (Frame.select(Frame.number, Frame.error)
+             .where(Frame.job == job_id, Frame.status == FrameStatus.FAILED.value)
+             .order_by(Frame.number).first())  # fmt: skip
+    return f"frame {frame.number}: {frame.error}" if frame else ""
+
+
+def running_chunk_of(client_id: int) -> int | None:
+    row = (
+        Chunk.select(Chunk.id)
+        .where(Chunk.client == client_id, Chunk.status == ChunkStatus.RUNNING.value)
+        .first()
+    )
+    return int(row.id) if row else None
+
+
+def reclaim(client_id: int, chunk_id: int) -> bool:
+    """A returning node still holds this chunk: keep it there if nobody else has taken it."""
+    with database.atomic():
+        chunk = Chunk.get_or_none(Chunk.id == chunk_id)
+        if chunk is None or chunk.job.status not in JOB_DISPATCHABLE:
+            return False
+        if chunk.status == ChunkStatus.RUNNING.value:
+            return bool(chunk.client_id == client_id)
+        taken = (
+            Chunk.update(status=ChunkStatus.RUNNING.value, client=client_id)
+            .where(Chunk.id == chunk_id, Chunk.status == ChunkStatus.QUEUED.value)
+            .execute()
+        )
+        if taken:
+            Frame.update(status=FrameStatus.RENDERING.value, client=client_id).where(
+                Frame.chunk == chunk_id, Frame.status == FrameStatus.QUEUED.value
+            ).execute()
+            log.info(
+                "job %d chunk %d reclaimed by returning client %d",
+                chunk.job_id,
+                chunk_id,
+                client_id,
+            )
+        return bool(taken)
