@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import peewee as pw
+
 from brender.server.errors import FarmError, Unauthorized, UnsupportedAction
 from brender.server.farm import Farm
 from brender.server.services.query import Page
@@ -21,8 +22,21 @@ from brender.server.services.query import Page
 log = logging.getLogger(__name__)
 
 ITEMS = ("project", "sequence", "shot", "job", "chunk", "frame", "client", "server")
-ACTIONS = ("create", "read", "update", "delete", "submit", "pause", "resume", "cancel",
-           "requeue", "enable", "disable", "status", "info")  # fmt: skip
+ACTIONS = (
+    "create",
+    "read",
+    "update",
+    "delete",
+    "submit",
+    "pause",
+    "resume",
+    "cancel",
+    "requeue",
+    "enable",
+    "disable",
+    "status",
+    "info",
+)
 TOP_KEYS = {"item", "action", "filters", "values", "id", "token", "limit", "offset", "order_by"}
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from brender.server.db import default_url
 
 from brender import __version__, wire
+from brender.server.db import default_url
 
 
 class ConfigError(Exception):
@@ -129,8 +129,15 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         Path(args.output_root).expanduser().resolve() if args.output_root else data_dir / "renders"
     )
     return ServerConfig(
-        host=args.host, tcp_port=args.tcp_port, http_port=args.http_port,
-        db_url=args.db or default_url(data_dir), token=token, data_dir=data_dir,
-        output_root=output_root, node_timeout=args.node_timeout, local_node=args.local_node,
-        blender=args.blender, log_level=args.log_level.upper(),
-    )  # fmt: skip
+        host=args.host,
+        tcp_port=args.tcp_port,
+        http_port=args.http_port,
+        db_url=args.db or default_url(data_dir),
+        token=token,
+        data_dir=data_dir,
+        output_root=output_root,
+        node_timeout=args.node_timeout,
+        local_node=args.local_node,
+        blender=args.blender,
+        log_level=args.log_level.upper(),
+    )

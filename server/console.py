@@ -12,19 +12,20 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from brender.server import api
-from brender.server.farm import Farm
-from brender.server.lines import LineReader
 from tornado.iostream import IOStream
 
 from brender import __version__, wire
+from brender.server import api
+from brender.server.farm import Farm
+from brender.server.lines import LineReader
 
 GREETING_DELAY = 0.4
 """A client that has said nothing after this long is taken for a person and greeted."""
 
 PROMPT = b"brender> "
-BANNER = (f"brender-server {__version__} console. Type 'help' for commands, 'quit' to leave.\r\n"
-          .encode())  # fmt: skip
+BANNER = (
+    f"brender-server {__version__} console. Type 'help' for commands, 'quit' to leave.\r\n".encode()
+)
 
 HELP = """\
 commands:
@@ -55,8 +56,9 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-              for row in cells]  # fmt: skip
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     return "\n".join(lines)
 
 
@@ -78,12 +80,19 @@ class Console:
         self.peer = peer
         self.caller = api.Caller(transport="console")
         self.commands: dict[str, Callable[[list[str]], Awaitable[str]]] = {
-            "help": self._help, "status": self._status, "clients": self._clients,
-            "enable": self._enable, "disable": self._disable, "jobs": self._jobs,
-            "job": self._job, "pause": self._verb("pause"), "resume": self._verb("resume"),
-            "cancel": self._verb("cancel"), "requeue": self._verb("requeue"),
+            "help": self._help,
+            "status": self._status,
+            "clients": self._clients,
+            "enable": self._enable,
+            "disable": self._disable,
+            "jobs": self._jobs,
+            "job": self._job,
+            "pause": self._verb("pause"),
+            "resume": self._verb("resume"),
+            "cancel": self._verb("cancel"),
+            "requeue": self._verb("requeue"),
             "login": self._login,
-        }  # fmt: skip
+        }
 
     async def run(self, line: bytes) -> None:
         """Serve a person from their first line on."""
@@ -143,11 +152,14 @@ class Console:
         rows = [
             {"what": "version", "value": data["version"]},
             {"what": "uptime (s)", "value": data["uptime"]},
-            {"what": "clients", "value": f"{c['total']} known, {c['enabled']} enabled, "
-                                         f"{c['online']} online, {c['busy']} busy"},
+            {
+                "what": "clients",
+                "value": f"{c['total']} known, {c['enabled']} enabled, "
+                f"{c['online']} online, {c['busy']} busy",
+            },
             {"what": "jobs", "value": _counts(data["jobs"])},
             {"what": "frames", "value": _counts(data["frames"])},
-        ]  # fmt: skip
+        ]
         return table(rows, ["what", "value"])
 
     async def _clients(self, args: list[str]) -> str:
@@ -164,8 +176,20 @@ class Console:
             rows = await self._ask({"item": "client", "action": "read", "filters": filters})
         except ConsoleError as exc:
             return str(exc)
-        return table(rows["data"], ["id", "name", "status", "online", "busy", "chunk_id",
-                                    "blender_version", "cpus", "hostname"])  # fmt: skip
+        return table(
+            rows["data"],
+            [
+                "id",
+                "name",
+                "status",
+                "online",
+                "busy",
+                "chunk_id",
+                "blender_version",
+                "cpus",
+                "hostname",
+            ],
+        )
 
     async def _switch(self, action: str, args: list[str]) -> str:
         if len(args) != 1:
@@ -194,18 +218,22 @@ class Console:
         if len(args) != 1 or not args[0].isdigit():
             return "usage: job ID"
         try:
-            data = (await self._ask({"item": "job", "action": "read",
-                                     "filters": {"id": int(args[0])}}))["data"]  # fmt: skip
+            data = (
+                await self._ask({"item": "job", "action": "read", "filters": {"id": int(args[0])}})
+            )["data"]
         except ConsoleError as exc:
             return str(exc)
         if not data:
             return f"no job with id {args[0]}"
         job = data[0]
         head = table([_job_row(job)], JOB_COLUMNS)
-        details = [{"what": k, "value": job.get(k)}
-                   for k in ("blend_file", "output", "format", "chunk_size", "error")]  # fmt: skip
-        frames = table([{"frames": k, "count": v} for k, v in job["frames"].items()],
-                       ["frames", "count"])  # fmt: skip
+        details = [
+            {"what": k, "value": job.get(k)}
+            for k in ("blend_file", "output", "format", "chunk_size", "error")
+        ]
+        frames = table(
+            [{"frames": k, "count": v} for k, v in job["frames"].items()], ["frames", "count"]
+        )
         return "\n\n".join([head, table(details, ["what", "value"]), frames])
 
     def _verb(self, action: str) -> Callable[[list[str]], Awaitable[str]]:
@@ -213,8 +241,11 @@ class Console:
             if len(args) != 1 or not args[0].isdigit():
                 return f"usage: {action} ID"
             try:
-                data = (await self._ask({"item": "job", "action": action,
-                                         "filters": {"id": int(args[0])}}))["data"]  # fmt: skip
+                data = (
+                    await self._ask(
+                        {"item": "job", "action": action, "filters": {"id": int(args[0])}}
+                    )
+                )["data"]
             except ConsoleError as exc:
                 return str(exc)
             return table([_job_row(j) for j in data], JOB_COLUMNS)
@@ -231,8 +262,11 @@ JOB_COLUMNS = ["id", "project", "sequence", "shot", "name", "status", "priority"
 
 def _job_row(job: dict[str, Any]) -> dict[str, Any]:
     frames = job.get("frames", {})
-    return {**job, "done": f"{round(100 * job.get('progress', 0))}%",
-            "frames": f"{frames.get('done', 0)}/{frames.get('total', 0)}"}  # fmt: skip
+    return {
+        **job,
+        "done": f"{round(100 * job.get('progress', 0))}%",
+        "frames": f"{frames.get('done', 0)}/{frames.get('total', 0)}",
+    }
 
 
 def _counts(counts: dict[str, int]) -> str:

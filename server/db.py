@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import peewee as pw
+from playhouse.db_url import connect
+
 from brender.server.errors import FarmError
 from brender.server.models import ALL_MODELS, SchemaVersion, database
-from playhouse.db_url import connect
 
 log = logging.getLogger(__name__)
 

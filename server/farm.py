@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tornado.ioloop import IOLoop, PeriodicCallback
+
 from brender.server.models import Chunk
 from brender.server.services import clients, work
 from brender.server.states import ChunkStatus, ClientStatus
-from tornado.ioloop import IOLoop, PeriodicCallback
 
 if TYPE_CHECKING:
     from brender.server.nodes import NodeSession

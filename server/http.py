@@ -9,19 +9,28 @@ import hmac
 from typing import Any
 
 import tornado.web
-from brender.server import api
-from brender.server.farm import Farm
 
 from brender import wire
+from brender.server import api
+from brender.server.farm import Farm
 
 MAX_BODY = 8 * wire.MAX_LINE
 MAX_BATCH = 1000
 
 STATUS = {
-    "bad_json": 400, "bad_request": 400, "unknown_item": 404, "unknown_action": 400,
-    "unsupported_action": 405, "not_found": 404, "invalid_value": 422, "conflict": 409,
-    "too_large": 413, "unauthorized": 401, "timeout": 504, "internal": 500,
-}  # fmt: skip
+    "bad_json": 400,
+    "bad_request": 400,
+    "unknown_item": 404,
+    "unknown_action": 400,
+    "unsupported_action": 405,
+    "not_found": 404,
+    "invalid_value": 422,
+    "conflict": 409,
+    "too_large": 413,
+    "unauthorized": 401,
+    "timeout": 504,
+    "internal": 500,
+}
 
 
 class ApiHandler(tornado.web.RequestHandler):

@@ -21,8 +21,15 @@ class LocalNode:
     def command(self) -> list[str]:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         master = f"[{host}]:{self.tcp_port}" if ":" in host else f"{host}:{self.tcp_port}"
-        cmd = [sys.executable, "-m", "brender.node.main", "--master", master,
-               "--work-dir", str(self.config.data_dir / "node")]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "brender.node.main",
+            "--master",
+            master,
+            "--work-dir",
+            str(self.config.data_dir / "node"),
+        ]
         if self.config.blender:
             cmd += ["--blender", self.config.blender]
         return cmd

@@ -7,6 +7,9 @@ import logging
 import signal
 import sys
 
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
 from brender.server import actions  # noqa: F401  (registers the API's handlers)
 from brender.server.config import ConfigError, ServerConfig, load
 from brender.server.db import open_database
@@ -15,8 +18,6 @@ from brender.server.farm import Farm, FarmSettings
 from brender.server.http import MAX_BODY, make_app
 from brender.server.local_node import LocalNode
 from brender.server.tcp import FarmTCPServer
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 log = logging.getLogger("brender.server")
 
@@ -36,8 +37,11 @@ def _addr(host: str, port: int) -> str:
 
 async def serve(config: ServerConfig) -> int:
     db = open_database(config.db_url)
-    farm = Farm(FarmSettings(output_root=config.output_root, token=config.token,
-                             node_timeout=config.node_timeout))  # fmt: skip
+    farm = Farm(
+        FarmSettings(
+            output_root=config.output_root, token=config.token, node_timeout=config.node_timeout
+        )
+    )
     farm.start()
 
     tcp = FarmTCPServer(farm)
@@ -49,9 +53,11 @@ async def serve(config: ServerConfig) -> int:
     tcp_port = tcp_sockets[0].getsockname()[1]
     http_port = http_sockets[0].getsockname()[1]
 
-    print(f"brender-server: tcp {_addr(config.host, tcp_port)} "
-          f"http http://{_addr(config.host, http_port)} db {_display_url(config.db_url)}",
-          flush=True)  # fmt: skip
+    print(
+        f"brender-server: tcp {_addr(config.host, tcp_port)} "
+        f"http http://{_addr(config.host, http_port)} db {_display_url(config.db_url)}",
+        flush=True,
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -80,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"brender-server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     try:
         return asyncio.run(serve(config))

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import peewee as pw
+
 from brender.server.states import ChunkStatus, ClientStatus, FrameStatus, JobStatus
 
 database = pw.DatabaseProxy()

@@ -10,13 +10,13 @@ import logging
 import time
 from typing import Any
 
+from tornado.iostream import IOStream, StreamClosedError
+
+from brender import __version__, wire
 from brender.server.errors import FarmError
 from brender.server.farm import Farm
 from brender.server.lines import LineReader, LineTooLong
 from brender.server.services import work
-from tornado.iostream import IOStream, StreamClosedError
-
-from brender import __version__, wire
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,13 @@ class NodeSession:
         chunk_id = _int(m, "chunk_id")
         tail = m.get("log_tail") or []
         job_id = work.chunk_finished(
-            self.client_id, chunk_id, bool(m.get("ok")), _opt_int(m.get("exit_code")),
-            str(m.get("error") or ""), [str(x) for x in tail] if isinstance(tail, list) else [],
-        )  # fmt: skip
+            self.client_id,
+            chunk_id,
+            bool(m.get("ok")),
+            _opt_int(m.get("exit_code")),
+            str(m.get("error") or ""),
+            [str(x) for x in tail] if isinstance(tail, list) else [],
+        )
         if job_id is not None:
             self.farm.emit("job", {"id": job_id})
         if self.chunk_id in (chunk_id, None):

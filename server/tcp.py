@@ -11,14 +11,14 @@ import contextlib
 import logging
 from typing import Any
 
-from brender.server import api, console
-from brender.server.farm import Farm
-from brender.server.lines import LineReader, LineTooLong
-from brender.server.nodes import NodeSession
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpserver import TCPServer
 
 from brender import wire
+from brender.server import api, console
+from brender.server.farm import Farm
+from brender.server.lines import LineReader, LineTooLong
+from brender.server.nodes import NodeSession
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class FarmTCPServer(TCPServer):
             if not first.lstrip().startswith(b"{"):
                 await console.Console(self.farm, stream, reader, peer).run(first)
                 return
+            if not arrived:
+                await stream.write(b"\r\n")  # end the prompt's line before the first answer
             try:
                 message = wire.decode(first)
             except wire.WireError as exc:

@@ -7,14 +7,14 @@ import time
 from typing import Any
 
 import peewee as pw
-from brender.server.api import Request, action
-from brender.server.errors import InvalidValue, NotFound
-from brender.server.farm import Farm
-from brender.server.models import Client, Frame, Job
-from brender.server.services import clients, query
-from brender.server.states import ClientStatus
 
 from brender import __version__
+from brender.server.api import Request, action
+from brender.server.errors import InvalidValue
+from brender.server.farm import Farm
+from brender.server.models import Client, Frame, Job
+from brender.server.services import changes, clients, query
+from brender.server.states import ClientStatus
 
 
 def _live(farm: Farm, row: dict[str, Any]) -> dict[str, Any]:
@@ -32,9 +32,7 @@ def read(farm: Farm, req: Request) -> query.Page:
 
 
 def _set_status(farm: Farm, req: Request, status: ClientStatus) -> list[dict[str, Any]]:
-    ids = query.matching_ids(Client, req.filters)
-    if not ids:
-        raise NotFound(f"no client matches {req.filters or 'the empty filter'}")
+    ids = [c.id for c in changes.targets(Client, req.filters)]
     rows = clients.set_status(ids, status)
     farm.clients_changed(rows)
     return [_live(farm, r.to_dict()) for r in rows]
@@ -61,6 +59,20 @@ def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
     if status not in choices:
         raise InvalidValue(f"'status' must be one of {', '.join(choices)}")
     return _set_status(farm, req, ClientStatus(status))
+
+
+@action("client", "delete")
+def delete(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """Forget nodes; an online one only with `force` (it is disconnected, its work requeued)."""
+    rows = changes.delete_clients(req.filters, req.values, set(farm.sessions))
+    for row in rows:
+        session = farm.sessions.get(row["id"])
+        if session is not None:
+            session.replaced = True  # its chunk was requeued already
+            session.close()
+        farm.emit("client", {"id": row["id"], "deleted": True})
+    farm.kick()
+    return rows
 
 
 @action("client", "info")

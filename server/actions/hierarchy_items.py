@@ -1,37 +1,51 @@
-"""project, sequence and shot: create and read."""
+"""project, sequence and shot: create, read, update, delete."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from brender.server.api import Request, action
 from brender.server.farm import Farm
-from brender.server.models import Project, Sequence, Shot
-from brender.server.services import hierarchy, query
+from brender.server.models import BaseModel, Project, Sequence, Shot
+from brender.server.services import changes, hierarchy, query
+
+CREATE: dict[str, tuple[type[BaseModel], Callable[[dict[str, Any]], BaseModel]]] = {
+    "project": (Project, hierarchy.create_project),
+    "sequence": (Sequence, hierarchy.create_sequence),
+    "shot": (Shot, hierarchy.create_shot),
+}
 
 
-@action("project", "create")
-def create_project(farm: Farm, req: Request) -> dict[str, Any]:
-    return hierarchy.create_project(req.values).to_dict()
+def crud(item: str, model: type[BaseModel], create: Callable[[dict[str, Any]], BaseModel]) -> None:
+    """Register the four plain actions of one hierarchy item."""
 
+    def do_create(farm: Farm, req: Request) -> dict[str, Any]:
+        row = create(req.values).to_dict()
+        farm.emit(item, {"id": row["id"]})
+        return row
 
-@action("sequence", "create")
-def create_sequence(farm: Farm, req: Request) -> dict[str, Any]:
-    return hierarchy.create_sequence(req.values).to_dict()
-
-
-@action("shot", "create")
-def create_shot(farm: Farm, req: Request) -> dict[str, Any]:
-    return hierarchy.create_shot(req.values).to_dict()
-
-
-def _read(model: Any) -> Any:
-    def read(farm: Farm, req: Request) -> query.Page:
+    def do_read(farm: Farm, req: Request) -> query.Page:
         return query.read(model, req.filters, req.limit, req.offset, req.order_by)
 
-    return read
+    def do_update(farm: Farm, req: Request) -> list[dict[str, Any]]:
+        rows = [r.to_dict() for r in changes.update(model, req.filters, req.values)]
+        for row in rows:
+            farm.emit(item, {"id": row["id"]})
+        return rows
+
+    def do_delete(farm: Farm, req: Request) -> list[dict[str, Any]]:
+        rows, running = changes.delete(model, req.filters, req.values)
+        farm.cancel_chunks(running)
+        for row in rows:
+            farm.emit(item, {"id": row["id"], "deleted": True})
+        return rows
+
+    action(item, "create")(do_create)
+    action(item, "read")(do_read)
+    action(item, "update")(do_update)
+    action(item, "delete")(do_delete)
 
 
-action("project", "read")(_read(Project))
-action("sequence", "read")(_read(Sequence))
-action("shot", "read")(_read(Shot))
+for _item, (_model, _create) in CREATE.items():
+    crud(_item, _model, _create)

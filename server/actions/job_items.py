@@ -6,10 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from brender.server.api import Request, action
-from brender.server.errors import NotFound
 from brender.server.farm import Farm
 from brender.server.models import Chunk, Frame, Job
-from brender.server.services import jobs, query
+from brender.server.services import changes, jobs, query
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -40,11 +39,7 @@ def read(farm: Farm, req: Request) -> query.Page:
 
 
 def _targets(req: Request) -> list[Job]:
-    """The jobs a verb applies to; a filter that names none is an error, not a silent no-op."""
-    ids = query.matching_ids(Job, req.filters)
-    if not ids:
-        raise NotFound(f"no job matches {req.filters or 'the empty filter'}")
-    return list(Job.select().where(Job.id.in_(ids)).order_by(Job.id))
+    return changes.targets(Job, req.filters)
 
 
 def _verb(fn: Callable[[Farm, Job], None]) -> Callable[[Farm, Request], list[dict[str, Any]]]:
@@ -78,6 +73,38 @@ action("job", "resume")(_verb(_resume))
 action("job", "cancel")(_verb(_cancel))
 
 
+@action("job", "requeue")
+def requeue(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """Failed and canceled frames (or `values.frames`) of the matching jobs, back to the queue."""
+    touched = []
+    for job in _targets(req):
+        changes.requeue_job(job, req.values)
+        farm.emit("job", {"id": job.id})
+        touched.append(_job_dict(Job.get_by_id(job.id)))
+    farm.kick()
+    return touched
+
+
+@action("job", "update")
+def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """Priority, name and max_attempts any time; range, chunking, file and output before any
+    frame was sent out. A new priority reorders the queue at once."""
+    rows = changes.update(Job, req.filters, req.values)
+    for job in rows:
+        farm.emit("job", {"id": job.id})
+    farm.kick()
+    return [_job_dict(job) for job in rows]
+
+
+@action("job", "delete")
+def delete(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    rows, running = changes.delete(Job, req.filters, req.values)
+    farm.cancel_chunks(running)
+    for row in rows:
+        farm.emit("job", {"id": row["id"], "deleted": True})
+    return rows
+
+
 @action("chunk", "read")
 def read_chunks(farm: Farm, req: Request) -> query.Page:
     return query.read(Chunk, req.filters, req.limit, req.offset, req.order_by)
@@ -86,3 +113,13 @@ def read_chunks(farm: Farm, req: Request) -> query.Page:
 @action("frame", "read")
 def read_frames(farm: Farm, req: Request) -> query.Page:
     return query.read(Frame, req.filters, req.limit, req.offset, req.order_by)
+
+
+@action("frame", "requeue")
+def requeue_frames(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """The frames a filter names (not those rendering right now) go back to the queue."""
+    rows = changes.requeue_frame_rows(req.filters)
+    for job_id in {r["job_id"] for r in rows}:
+        farm.emit("job", {"id": job_id})
+    farm.kick()
+    return rows

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import peewee as pw
+
 from brender.server.errors import InvalidValue
 from brender.server.models import Chunk, Frame, Job, Project, Sequence, Shot, database, now, tuples
 from brender.server.services import validate as v
@@ -49,9 +50,11 @@ def submit(values: dict[str, Any], output_root: Path) -> Job:
     v.require(data, ("project", "sequence", "shot", "blend_file"), "job submit")
     with database.atomic():
         shot = ensure_shot(
-            data.pop("project"), data.pop("sequence"), data.pop("shot"),
+            data.pop("project"),
+            data.pop("sequence"),
+            data.pop("shot"),
             {k: data[k] for k in ("blend_file", "frame_start", "frame_end") if k in data},
-        )  # fmt: skip
+        )
         return _create(shot, data, output_root)
 
 
@@ -82,29 +85,47 @@ def _create(shot: Shot, data: dict[str, Any], output_root: Path) -> Job:
     if not job.output:
         job.output = default_output(output_root, job)
         job.save(only=[Job.output])
-    _create_rows(job.id, start, end, size)
+    create_rows(job.id, start, end, size)
     return job
 
 
-def _create_rows(job_id: int, start: int, end: int, size: int) -> None:
+def create_rows(job_id: int, start: int, end: int, size: int) -> None:
     """Chunk and frame rows in bulk: one INSERT per few hundred rows."""
     ranges = [(s, min(s + size - 1, end)) for s in range(start, end + 1, size)]
     queued = ChunkStatus.QUEUED.value
     for span in pw.chunked(ranges, BATCH):
         Chunk.insert_many(
             [(job_id, s, e, queued, 0, "", "") for s, e in span],
-            fields=[Chunk.job, Chunk.frame_start, Chunk.frame_end, Chunk.status,
-                    Chunk.attempts, Chunk.error, Chunk.log_tail],
-        ).execute()  # fmt: skip
-    chunk_ids = [r[0] for r in tuples(Chunk.select(Chunk.id).where(Chunk.job == job_id)
-                                      .order_by(Chunk.frame_start))]  # fmt: skip
+            fields=[
+                Chunk.job,
+                Chunk.frame_start,
+                Chunk.frame_end,
+                Chunk.status,
+                Chunk.attempts,
+                Chunk.error,
+                Chunk.log_tail,
+            ],
+        ).execute()
+    chunk_ids = [
+        r[0]
+        for r in tuples(
+            Chunk.select(Chunk.id).where(Chunk.job == job_id).order_by(Chunk.frame_start)
+        )
+    ]
     frame_rows = (
         (job_id, chunk_id, n, FrameStatus.QUEUED.value, "", 0, "")
         for chunk_id, (s, e) in zip(chunk_ids, ranges, strict=True)
         for n in range(s, e + 1)
     )
-    fields = [Frame.job, Frame.chunk, Frame.number, Frame.status, Frame.output_file,
-              Frame.attempts, Frame.error]  # fmt: skip
+    fields = [
+        Frame.job,
+        Frame.chunk,
+        Frame.number,
+        Frame.status,
+        Frame.output_file,
+        Frame.attempts,
+        Frame.error,
+    ]
     for batch in pw.chunked(frame_rows, BATCH):
         Frame.insert_many(batch, fields=fields).execute()
 
@@ -114,8 +135,11 @@ def frame_counts(job_ids: list[int]) -> dict[int, dict[str, int]]:
     counts: dict[int, dict[str, int]] = {j: {} for j in job_ids}
     if not job_ids:
         return counts
-    query = (Frame.select(Frame.job, Frame.status, pw.fn.COUNT(Frame.id))
-             .where(Frame.job.in_(job_ids)).group_by(Frame.job, Frame.status))  # fmt: skip
+    query = (
+        Frame.select(Frame.job, Frame.status, pw.fn.COUNT(Frame.id))
+        .where(Frame.job.in_(job_ids))
+        .group_by(Frame.job, Frame.status)
+    )
     for job_id, status, n in tuples(query):
         counts[job_id][status] = n
     return counts
@@ -125,12 +149,20 @@ def with_progress(page: Page) -> Page:
     """Adds each job's frame counts, progress and names of its shot, sequence and project."""
     ids = [row["id"] for row in page.rows]
     counts = frame_counts(ids)
-    names = {
-        job_id: (shot, seq, proj)
-        for job_id, shot, seq, proj in tuples(
-            Job.select(Job.id, Shot.name, Sequence.name, Project.name)
-            .join(Shot).join(Sequence).join(Project).where(Job.id.in_(ids)))
-    } if ids else {}  # fmt: skip
+    names = (
+        {
+            job_id: (shot, seq, proj)
+            for job_id, shot, seq, proj in tuples(
+                Job.select(Job.id, Shot.name, Sequence.name, Project.name)
+                .join(Shot)
+                .join(Sequence)
+                .join(Project)
+                .where(Job.id.in_(ids))
+            )
+        }
+        if ids
+        else {}
+    )
     for row in page.rows:
         c = counts[row["id"]]
         total = sum(c.values())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import peewee as pw
+
 from brender.server.errors import InvalidValue
 from brender.server.models import BaseModel, tuples
 

@@ -12,9 +12,23 @@ MAX_FRAME = 10_000_000
 MAX_FRAMES_PER_JOB = 1_000_000
 
 IMAGE_FORMATS = (
-    "PNG", "JPEG", "BMP", "IRIS", "JPEG2000", "TARGA", "TARGA_RAW", "CINEON", "DPX",
-    "OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR", "TIFF", "WEBP", "AVIF", "FFMPEG",
-)  # fmt: skip
+    "PNG",
+    "JPEG",
+    "BMP",
+    "IRIS",
+    "JPEG2000",
+    "TARGA",
+    "TARGA_RAW",
+    "CINEON",
+    "DPX",
+    "OPEN_EXR",
+    "OPEN_EXR_MULTILAYER",
+    "HDR",
+    "TIFF",
+    "WEBP",
+    "AVIF",
+    "FFMPEG",
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ def check_one(key: str, value: Any, field: Field) -> Any:
                 raise InvalidValue(f"'{key}' must be one of {', '.join(field.choices)}")
     elif field.kind is bool and not isinstance(value, bool):
         raise InvalidValue(f"'{key}' must be true or false, not {type_name(value)}")
+    elif field.kind is list and not isinstance(value, list):
+        raise InvalidValue(f"'{key}' must be a list, not {type_name(value)}")
     return value
 
 
@@ -90,7 +106,7 @@ def require(values: dict[str, Any], keys: tuple[str, ...], what: str) -> None:
         raise InvalidValue(f"{what} needs {', '.join(missing)}")
 
 
-def check_frame_range(start: int, end: int, chunk_size: int | None = None) -> None:
+def check_frame_range(start: int, end: int) -> None:
     if end < start:
         raise InvalidValue(f"frame_end ({end}) must be >= frame_start ({start})")
     if end - start + 1 > MAX_FRAMES_PER_JOB:
@@ -98,5 +114,12 @@ def check_frame_range(start: int, end: int, chunk_size: int | None = None) -> No
 
 
 def type_name(value: Any) -> str:
-    return {dict: "an object", list: "a list", type(None): "null", bool: "a boolean",
-            str: "a string", float: "a number", int: "an integer"}.get(type(value), "a value")  # fmt: skip
+    return {
+        dict: "an object",
+        list: "a list",
+        type(None): "null",
+        bool: "a boolean",
+        str: "a string",
+        float: "a number",
+        int: "an integer",
+    }.get(type(value), "a value")

@@ -58,23 +58,31 @@ def _claim(client_id: int, chunk: Chunk) -> dict[str, Any] | None:
     with database.atomic():
         taken = (
             Chunk.update(
-                status=ChunkStatus.RUNNING.value, client=client_id, started_at=now(),
-                attempts=Chunk.attempts + 1, exit_code=None,
+                status=ChunkStatus.RUNNING.value,
+                client=client_id,
+                started_at=now(),
+                attempts=Chunk.attempts + 1,
+                exit_code=None,
             )
             .where(Chunk.id == chunk.id, Chunk.status == ChunkStatus.QUEUED.value)
             .execute()
-        )  # fmt: skip
+        )
         if not taken:
             return None
         Frame.update(
-            status=FrameStatus.RENDERING.value, client=client_id, started_at=now(),
+            status=FrameStatus.RENDERING.value,
+            client=client_id,
+            started_at=now(),
             attempts=Frame.attempts + 1,
-        ).where(Frame.chunk == chunk.id, Frame.status == FrameStatus.QUEUED.value).execute()  # fmt: skip
+        ).where(Frame.chunk == chunk.id, Frame.status == FrameStatus.QUEUED.value).execute()
         frames = [
-            n for (n,) in tuples(Frame.select(Frame.number)
-            .where(Frame.chunk == chunk.id, Frame.status == FrameStatus.RENDERING.value)
-            .order_by(Frame.number))
-        ]  # fmt: skip
+            n
+            for (n,) in tuples(
+                Frame.select(Frame.number)
+                .where(Frame.chunk == chunk.id, Frame.status == FrameStatus.RENDERING.value)
+                .order_by(Frame.number)
+            )
+        ]
         if job.status == JobStatus.QUEUED.value:
             jobs.set_status(job, JobStatus.ACTIVE)
     log.info("job %d chunk %d (frames %s) -> client %d", job.id, chunk.id, _span(frames), client_id)
@@ -99,12 +107,16 @@ def frame_done(
     """Record a saved frame; answers False for a duplicate or a frame no longer wanted."""
     updated = (
         Frame.update(
-            status=FrameStatus.DONE.value, client=client_id, output_file=output_file,
-            render_time=render_time, finished_at=now(), error="",
+            status=FrameStatus.DONE.value,
+            client=client_id,
+            output_file=output_file,
+            render_time=render_time,
+            finished_at=now(),
+            error="",
         )
         .where(Frame.chunk == chunk_id, Frame.number == number, Frame.status.in_(UNFINISHED))
         .execute()
-    )  # fmt: skip
+    )
     if not updated:
         log.info(
             "ignored report of frame %d (chunk %d) from client %d: already final or unknown",
@@ -134,8 +146,10 @@ def chunk_finished(
             )
             return None
         job = chunk.job
-        left = Frame.select().where(Frame.chunk == chunk_id, Frame.status.in_(UNFINISHED))
-        if ok and not left.exists():
+        rendering = Frame.select().where(
+            Frame.chunk == chunk_id, Frame.status == FrameStatus.RENDERING.value
+        )
+        if ok and not rendering.exists():
             _set_chunk(chunk, ChunkStatus.DONE, exit_code=exit_code, error="", log_tail="")
         else:
             reason = error or f"Blender exited with code {exit_code}"
@@ -144,12 +158,14 @@ def chunk_finished(
             log.warning(
                 "job %d chunk %d failed on client %d: %s", job.id, chunk_id, client_id, reason
             )
-            _retry_or_fail(chunk, job, reason, tail)
+            _retry_or_fail(chunk, job, reason)
+        requeue_if_pending(chunk)
         update_job_outcome(job)
     return int(job.id)
 
 
 def _set_chunk(chunk: Chunk, new: ChunkStatus, **fields: Any) -> None:
+    """The one place a chunk changes state."""
     check_chunk_move(chunk.status, new)
     chunk.status = new.value
     if new in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED):
@@ -159,21 +175,35 @@ def _set_chunk(chunk: Chunk, new: ChunkStatus, **fields: Any) -> None:
     chunk.save()
 
 
-def _retry_or_fail(chunk: Chunk, job: Job, reason: str, tail: str) -> None:
-    """Unfinished frames of a failed chunk go back to the queue until they run out of attempts."""
-    Frame.update(status=FrameStatus.FAILED.value, error=reason, finished_at=now()).where(
-        Frame.chunk == chunk.id, Frame.status.in_(UNFINISHED), Frame.attempts >= job.max_attempts
-    ).execute()
-    retried = (
-        Frame.update(status=FrameStatus.QUEUED.value, client=None, error=reason)
-        .where(Frame.chunk == chunk.id, Frame.status.in_(UNFINISHED))
+def _retry_or_fail(chunk: Chunk, job: Job, reason: str) -> None:
+    """The frames a failed chunk left unrendered go back to the queue, or fail for good once
+    they have used up the job's attempts."""
+    mine = (Frame.chunk == chunk.id) & (Frame.status == FrameStatus.RENDERING.value)
+    failed = (
+        Frame.update(status=FrameStatus.FAILED.value, error=reason, finished_at=now())
+        .where(mine, Frame.attempts >= job.max_attempts)
         .execute()
     )
-    if retried:
-        _set_chunk(chunk, ChunkStatus.QUEUED, client=None)
-        log.info("job %d chunk %d: %d frames requeued", job.id, chunk.id, retried)
-    else:
-        chunk.log_tail = tail
+    retried = (
+        Frame.update(status=FrameStatus.QUEUED.value, client=None, error=reason)
+        .where(mine)
+        .execute()
+    )
+    log.info(
+        "job %d chunk %d: %d frames requeued, %d failed for good", job.id, chunk.id, retried, failed
+    )
+
+
+def requeue_if_pending(chunk: Chunk) -> None:
+    """A chunk that is not running but has queued frames goes back to the queue."""
+    if chunk.status == ChunkStatus.RUNNING.value:
+        return
+    if (
+        Frame.select()
+        .where(Frame.chunk == chunk.id, Frame.status == FrameStatus.QUEUED.value)
+        .exists()
+    ):
+        _set_chunk(chunk, ChunkStatus.QUEUED, client=None, finished_at=None)
 
 
 def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> list[int]:
@@ -203,15 +233,24 @@ def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> 
 
 
 def update_job_outcome(job: Job) -> None:
-    """Finish the job when all its frames are final; a chunk whose frames are all done is done."""
+    """Finish the job once all its frames are final and no chunk of it is running."""
     job = Job.get_by_id(job.id)
     if job.status not in (JobStatus.ACTIVE.value, JobStatus.QUEUED.value):
         return
+    # A job ends when its nodes are done with it, not merely when its last frame is saved.
+    if (
+        Chunk.select()
+        .where(Chunk.job == job.id, Chunk.status == ChunkStatus.RUNNING.value)
+        .exists()
+    ):
+        return
     c = jobs.frame_counts([job.id])[job.id]
     outcome = job_outcome(
-        c.get(FrameStatus.DONE.value, 0), c.get(FrameStatus.FAILED.value, 0),
-        c.get(FrameStatus.CANCELED.value, 0), sum(c.values()),
-    )  # fmt: skip
+        c.get(FrameStatus.DONE.value, 0),
+        c.get(FrameStatus.FAILED.value, 0),
+        c.get(FrameStatus.CANCELED.value, 0),
+        sum(c.values()),
+    )
     if outcome is not None:
         error = "" if outcome == JobStatus.COMPLETED else _first_failure(job.id)
         jobs.set_status(job, outcome, error=error)
@@ -219,9 +258,12 @@ def update_job_outcome(job: Job) -> None:
 
 
 def _first_failure(job_id: int) -> str:
-    frame = (Frame.select(Frame.number, Frame.error)
-             .where(Frame.job == job_id, Frame.status == FrameStatus.FAILED.value)
-             .order_by(Frame.number).first())  # fmt: skip
+    frame = (
+        Frame.select(Frame.number, Frame.error)
+        .where(Frame.job == job_id, Frame.status == FrameStatus.FAILED.value)
+        .order_by(Frame.number)
+        .first()
+    )
     return f"frame {frame.number}: {frame.error}" if frame else ""
 
 

@@ -1,0 +1,26 @@
+"""Fixtures shared by all of brender's tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from blender_scene import BLENDER, blender_available, make_scene
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "blender: the test runs the real Blender")
+
+
+@pytest.fixture(scope="session")
+def blender() -> str:
+    """The real Blender executable; the test is skipped when there is none."""
+    if not blender_available():
+        pytest.skip(f"no Blender at {BLENDER} (set BRENDER_TEST_BLENDER)")
+    return BLENDER
+
+
+@pytest.fixture(scope="session")
+def scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64x64, 4-sample Cycles scene, frames 1-12: ~0.2 s per frame after start-up."""
+    return make_scene(tmp_path_factory.mktemp("scene") / "scene.blend", blender=blender)

@@ -1,0 +1,242 @@
+"""Real brender processes for tests: servers, nodes, and API clients over real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BLENDER = os.environ.get("BRENDER_TEST_BLENDER", "/usr/bin/blender")
+START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> Any:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+class ServerProcess:
+    """`brender-server` on free loopback ports, with its log in `log_path`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        db_url: str | None = None,
+        token: str | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.db_url = db_url
+        self.token = token
+        self.extra = extra or []
+        self.log_path = data_dir / "server.log"
+        self.proc: subprocess.Popen[str] | None = None
+        self.tcp_port = 0
+        self.http_url = ""
+
+    def start(self, tcp_port: int = 0, http_port: int = 0, timeout: float = 30.0) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "brender.server.main",
+            "--tcp-port",
+            str(tcp_port),
+            "--http-port",
+            str(http_port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "DEBUG",
+            *self.extra,
+        ]
+        if self.db_url:
+            cmd += ["--db", self.db_url]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRENDER_")}
+        if self.token:
+            env["BRENDER_TOKEN"] = self.token
+        log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the process's life)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"server exited before listening; log:\n{self.log()}")
+            match = START_LINE.match(line)
+            if match:
+                self.tcp_port = int(match.group(2))
+                self.http_url = match.group(3)
+                return self
+        raise AssertionError("server did not print its start-up line")
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+    @property
+    def master(self) -> str:
+        return f"127.0.0.1:{self.tcp_port}"
+
+    def tcp(self) -> TcpApi:
+        return TcpApi(self.tcp_port, self.token)
+
+    def http(self, request: Any) -> Any:
+        return http_api(self.http_url, request, self.token)
+
+
+class NodeProcess:
+    """`brender-node` with its own work dir and log."""
+
+    def __init__(
+        self,
+        master: str,
+        name: str,
+        work_dir: Path,
+        blender: str = BLENDER,
+        token: str | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
+        self.master = master
+        self.name = name
+        self.work_dir = work_dir
+        self.blender = blender
+        self.token = token
+        self.extra = extra or []
+        self.log_path = work_dir / "node.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> NodeProcess:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "brender.node.main",
+            "--master",
+            self.master,
+            "--name",
+            self.name,
+            "--work-dir",
+            str(self.work_dir),
+            "--blender",
+            self.blender,
+            "--log-level",
+            "DEBUG",
+            *self.extra,
+        ]
+        if self.token:
+            cmd += ["--token", self.token]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRENDER_")}
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+class TcpApi:
+    """A JSON API client on one TCP connection; skips console text (lines not starting '{')."""
+
+    def __init__(self, port: int, token: str | None = None, timeout: float = 30.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rwb")
+        self.token = token
+
+    def send_raw(self, data: bytes) -> None:
+        self.file.write(data)
+        self.file.flush()
+
+    def read_answer(self) -> Any:
+        while True:
+            line = self.file.readline()
+            if not line:
+                raise ConnectionError("server closed the connection")
+            if line.lstrip().startswith(b"{"):
+                return json.loads(line)
+
+    def request(self, obj: dict[str, Any]) -> Any:
+        if self.token and "token" not in obj:
+            obj = {**obj, "token": self.token}
+        self.send_raw(json.dumps(obj).encode() + b"\n")
+        return self.read_answer()
+
+    def ok(self, obj: dict[str, Any]) -> Any:
+        answer = self.request(obj)
+        assert answer["ok"], answer
+        return answer["data"]
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def __enter__(self) -> TcpApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def http_api(base_url: str, request: Any, token: str | None = None, timeout: float = 30.0) -> Any:
+    """POST one request (or a list) to /api; answers the decoded body, whatever the status."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = request if isinstance(request, bytes) else json.dumps(request).encode()
+    req = urllib.request.Request(f"{base_url}/api", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+
+
+def job_frames(api: TcpApi, job_id: int) -> list[dict[str, Any]]:
+    return list(
+        api.ok(
+            {
+                "item": "frame",
+                "action": "read",
+                "filters": {"job_id": job_id},
+                "order_by": "number",
+                "limit": 10000,
+            }
+        )
+    )
+
+
+def job_status(api: TcpApi, job_id: int) -> dict[str, Any]:
+    return dict(api.ok({"item": "job", "action": "read", "filters": {"id": job_id}})[0])

@@ -1,0 +1,136 @@
+"""The chunk life cycle and the bookkeeping rules, on a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import peewee as pw
+import pytest
+
+from brender.server.db import open_database
+from brender.server.errors import FarmError
+from brender.server.models import Chunk, Frame, Job
+from brender.server.services import clients, jobs, work
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[pw.Database]:
+    database = open_database(f"sqlite:///{tmp_path / 'farm.db'}")
+    yield database
+    database.close()
+
+
+def node(name: str) -> int:
+    return int(clients.register({"node_id": f"id-{name}", "name": name}).id)
+
+
+def submit(tmp_path: Path, **values: object) -> Job:
+    base = {
+        "project": "p",
+        "sequence": "s",
+        "shot": "sh",
+        "blend_file": "/x.blend",
+        "frame_start": 1,
+        "frame_end": 6,
+        "chunk_size": 3,
+    }
+    return jobs.submit({**base, **values}, tmp_path)
+
+
+def statuses(job_id: int) -> list[str]:
+    return [f.status for f in Frame.select().where(Frame.job == job_id).order_by(Frame.number)]
+
+
+def test_submit_creates_chunks_and_frames(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_start=10, frame_end=17, chunk_size=3)
+    chunks = list(Chunk.select().where(Chunk.job == job.id).order_by(Chunk.frame_start))
+    assert [(c.frame_start, c.frame_end) for c in chunks] == [(10, 12), (13, 15), (16, 17)]
+    assert [f.number for f in Frame.select().order_by(Frame.number)] == list(range(10, 18))
+    assert job.output == str(tmp_path / "p" / "s" / "sh" / f"job-{job.id}" / "####")
+
+
+def test_claim_order_priority_then_age(db: pw.Database, tmp_path: Path) -> None:
+    low = submit(tmp_path, shot="a", priority=10)
+    high = submit(tmp_path, shot="b", priority=90)
+    n = node("n1")
+    order = work.claim_next(n)
+    assert order is not None and order["job_id"] == high.id and order["frames"] == [1, 2, 3]
+    assert work.claim_next(n)["job_id"] == high.id  # type: ignore[index]
+    assert work.claim_next(n)["job_id"] == low.id  # type: ignore[index]
+    assert Job.get_by_id(high.id).status == "active"
+
+
+def test_paused_job_is_not_dispatched(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, paused=True)
+    assert work.claim_next(node("n1")) is None
+    jobs.resume(Job.get_by_id(job.id))
+    assert work.claim_next(node("n1")) is not None
+
+
+def test_frames_and_chunk_done_complete_the_job(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_end=3)
+    n = node("n1")
+    order = work.claim_next(n)
+    assert order is not None
+    for f in order["frames"]:
+        assert work.frame_done(n, order["chunk_id"], f, f"/out/{f:04d}.png", 0.2)
+    # A duplicate report changes nothing.
+    assert not work.frame_done(n, order["chunk_id"], 1, "/elsewhere.png", 9.0)
+    assert work.chunk_finished(n, order["chunk_id"], True, 0, "", []) == job.id
+    assert Job.get_by_id(job.id).status == "completed"
+    assert Frame.get(Frame.number == 1).output_file == "/out/0001.png"
+    # A late duplicate of the chunk's end is ignored too.
+    assert work.chunk_finished(n, order["chunk_id"], False, 1, "boom", []) is None
+    assert Job.get_by_id(job.id).status == "completed"
+
+
+def test_failed_frames_retry_then_fail(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_end=2, chunk_size=2, max_attempts=2)
+    n1, n2 = node("n1"), node("n2")
+    first = work.claim_next(n1)
+    assert first is not None
+    work.frame_done(n1, first["chunk_id"], 1, "/out/0001.png", 0.1)
+    work.chunk_finished(n1, first["chunk_id"], False, 1, "Error: boom", ["line"])
+    assert statuses(job.id) == ["done", "queued"]
+    second = work.claim_next(n2)
+    assert second is not None and second["frames"] == [2]
+    work.chunk_finished(n2, second["chunk_id"], False, -11, "", ["segfault"])
+    assert statuses(job.id) == ["done", "failed"]
+    final = Job.get_by_id(job.id)
+    assert final.status == "failed" and "frame 2" in final.error
+    assert Frame.get(Frame.number == 2).attempts == 2
+
+
+def test_lost_node_gives_back_unfinished_frames(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_end=3)
+    n1, n2 = node("n1"), node("n2")
+    order = work.claim_next(n1)
+    assert order is not None
+    work.frame_done(n1, order["chunk_id"], 1, "/out/0001.png", 0.1)
+    assert work.requeue_client(n1, "connection lost") == [order["chunk_id"]]
+    assert statuses(job.id) == ["done", "queued", "queued"]
+    again = work.claim_next(n2)
+    assert again is not None and again["frames"] == [2, 3]
+    # The first node's stale end-of-chunk must not touch the chunk now on n2.
+    assert work.chunk_finished(n1, order["chunk_id"], False, 1, "late", []) is None
+    assert Chunk.get_by_id(order["chunk_id"]).client_id == n2
+
+
+def test_state_machine_refuses_illegal_moves(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path)
+    jobs.cancel(job)
+    with pytest.raises(FarmError) as info:
+        jobs.pause(Job.get_by_id(job.id))
+    assert info.value.code == "conflict"
+    assert set(statuses(job.id)) == {"canceled"}
+
+
+def test_reconnecting_node_is_the_same_client(db: pw.Database) -> None:
+    a = clients.register({"node_id": "abc", "name": "box", "mac_address": "52:54:00:00:00:01"})
+    clients.set_status([a.id], clients.ClientStatus.DISABLED)
+    b = clients.register({"node_id": "abc", "name": "box", "cpus": 8})
+    assert a.id == b.id and b.status == "disabled" and b.cpus == 8
+    # A wiped work dir (new node id) on the same machine is matched by MAC address and name.
+    c = clients.register({"node_id": "new", "name": "box", "mac_address": "52:54:00:00:00:01"})
+    assert c.id == a.id and c.node_id == "new"
