@@ -8,9 +8,11 @@ from pathlib import Path
 
 import peewee as pw
 from playhouse.db_url import connect
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_operations
 
 from brender.server.errors import FarmError
-from brender.server.models import ALL_MODELS, SchemaVersion, database
+from brender.server.models import ALL_MODELS, Blocklist, Frame, Job, SchemaVersion, database
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,24 @@ def default_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'brender.db').resolve()}"
 
 
-def _create_v1(db: pw.Database) -> None:
-    db.create_tables(ALL_MODELS)
+def _v1_baseline(db: pw.Database) -> None:
+    """The first schema: applied only to databases made before versioning (none exist)."""
+    db.create_tables([m for m in ALL_MODELS if m is not Blocklist])
 
 
-# Schema changes are appended here, never edited: index + 1 is the version they bring.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_create_v1]
+def _v2_faults(db: pw.Database) -> None:
+    """Per-job hang timeout, a failed frame's log tail, and the per-job node blocklist."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        migrator.add_column(Job._meta.table_name, "timeout", Job.timeout),
+        migrator.add_column(Frame._meta.table_name, "log_tail", Frame.log_tail),
+    )
+    db.create_tables([Blocklist])
+
+
+# Append-only: index + 1 is the version a step brings. A new database gets today's models
+# and the latest version at once; an older one runs the steps it has not seen, in order.
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_baseline, _v2_faults]
 
 
 def open_database(url: str) -> pw.Database:
@@ -46,9 +60,7 @@ def open_database(url: str) -> pw.Database:
     try:
         db = connect(url, **kwargs)
         db.connect(reuse_if_open=True)
-    except (pw.PeeweeException, RuntimeError, ValueError) as exc:
-        raise FarmError(f"cannot open database {url}: {exc}") from exc
-    except Exception as exc:  # driver errors (psycopg2.OperationalError, …) share no base
+    except Exception as exc:  # driver errors (sqlite3, psycopg2) share no base class
         raise FarmError(f"cannot open database {url}: {exc}") from exc
     database.initialize(db)
     migrate(db)
@@ -56,13 +68,18 @@ def open_database(url: str) -> pw.Database:
 
 
 def migrate(db: pw.Database) -> int:
-    """Apply the migrations this database has not seen; answers the schema version."""
+    """Bring the schema to the latest version; answers that version."""
+    latest = len(MIGRATIONS)
     with db.atomic():
+        fresh = not db.table_exists(Job._meta.table_name)
         db.create_tables([SchemaVersion])
-        row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
-        current = int(row or 0)
-        for version in range(current + 1, len(MIGRATIONS) + 1):
+        current = int(SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar() or 0)
+        if fresh:
+            db.create_tables(ALL_MODELS)
+            SchemaVersion.create(version=latest)
+            return latest
+        for version in range(current + 1, latest + 1):
             log.info("applying schema migration %d", version)
             MIGRATIONS[version - 1](db)
             SchemaVersion.create(version=version)
-    return len(MIGRATIONS)
+    return latest

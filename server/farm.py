@@ -120,8 +120,12 @@ class Farm:
             self.kick()
 
     def _check_liveness(self) -> None:
-        deadline = time.monotonic() - self.settings.node_timeout
+        """Ping quiet nodes (so they can tell a live master), drop the silent ones."""
+        clock = time.monotonic()
+        deadline = clock - self.settings.node_timeout
         for session in list(self.sessions.values()):
+            if clock - session.last_heard > self.settings.heartbeat:
+                session.send({"type": "ping", "t": time.time()})
             if session.last_heard < deadline:
                 log.warning(
                     "client %s (%s) silent for %.0f s: offline",
@@ -163,6 +167,13 @@ class Farm:
             if session is not None:
                 session.enabled = row.status == ClientStatus.ENABLED.value
             self.emit("client", {"id": row.id})
+        self.kick()
+
+    def stop_work(self, client_ids: list[int], reason: str) -> None:
+        """Take the running chunks away from these nodes: requeued first, then killed."""
+        for cid in client_ids:
+            chunk_ids = work.requeue_client(cid, reason)
+            self.cancel_chunks([(chunk_id, cid) for chunk_id in chunk_ids])
         self.kick()
 
     def cancel_chunks(self, pairs: list[tuple[int, int | None]]) -> None:

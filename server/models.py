@@ -81,6 +81,7 @@ class Job(BaseModel):
     format = pw.CharField(default="PNG")
     status = pw.CharField(default=JobStatus.QUEUED.value, index=True)
     max_attempts = pw.IntegerField(default=3)
+    timeout = pw.IntegerField(default=600)  # seconds Blender may print nothing before it is killed
     error = pw.TextField(default="")
     created_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)
@@ -133,6 +134,7 @@ class Frame(BaseModel):
     render_time = pw.DoubleField(null=True)
     attempts = pw.IntegerField(default=0)
     error = pw.TextField(default="")
+    log_tail = pw.TextField(default="")
     started_at = pw.DoubleField(null=True)
     finished_at = pw.DoubleField(null=True)
 
@@ -144,9 +146,24 @@ class Frame(BaseModel):
         )
 
 
+class Blocklist(BaseModel):
+    """A node's failures on one job; at `BLOCK_AFTER` it gets no more of that job's chunks."""
+
+    job = pw.ForeignKeyField(Job, backref="blocklist", on_delete="CASCADE")
+    job_id: int
+    client = pw.ForeignKeyField(Client, backref="blocklist", on_delete="CASCADE")
+    client_id: int
+    failures = pw.IntegerField(default=0)
+    reason = pw.TextField(default="")
+    created_at = pw.DoubleField(default=now)
+
+    class Meta:
+        indexes = ((("job", "client"), True),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DoubleField(default=now)
 
 
-ALL_MODELS: list[type[BaseModel]] = [Project, Sequence, Shot, Job, Client, Chunk, Frame]
+ALL_MODELS: list[type[BaseModel]] = [Project, Sequence, Shot, Job, Client, Chunk, Frame, Blocklist]

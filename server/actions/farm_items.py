@@ -31,34 +31,41 @@ def read(farm: Farm, req: Request) -> query.Page:
     return page
 
 
-def _set_status(farm: Farm, req: Request, status: ClientStatus) -> list[dict[str, Any]]:
-    ids = [c.id for c in changes.targets(Client, req.filters)]
+def _set_status(
+    farm: Farm, filters: dict[str, Any], status: ClientStatus, now: bool = False
+) -> list[dict[str, Any]]:
+    ids = [c.id for c in changes.targets(Client, filters)]
     rows = clients.set_status(ids, status)
+    if now and status == ClientStatus.DISABLED:
+        farm.stop_work(ids, "the node was disabled with now")
     farm.clients_changed(rows)
     return [_live(farm, r.to_dict()) for r in rows]
 
 
 @action("client", "enable")
 def enable(farm: Farm, req: Request) -> list[dict[str, Any]]:
-    return _set_status(farm, req, ClientStatus.ENABLED)
+    changes.check_values(req.values, set(), "client enable")
+    return _set_status(farm, req.filters, ClientStatus.ENABLED)
 
 
 @action("client", "disable")
 def disable(farm: Farm, req: Request) -> list[dict[str, Any]]:
-    return _set_status(farm, req, ClientStatus.DISABLED)
+    """A disabled node finishes its chunk and gets no more; with `values: {"now": true}` its
+    chunk is stopped at once and goes back to the queue."""
+    now = changes.check_values(req.values, {"now"}, "client disable").get("now", False)
+    return _set_status(farm, req.filters, ClientStatus.DISABLED, now)
 
 
 @action("client", "update")
 def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
-    """As in the seed: `{"values": {"status": "disabled"}}`."""
-    unknown = sorted(set(req.values) - {"status"})
-    if unknown:
-        raise InvalidValue(f"a client's {', '.join(unknown)} cannot be changed (only status)")
-    status = req.values.get("status")
+    """As in the seed: `{"values": {"status": "disabled"}}` (and `now`, as for disable)."""
+    data = dict(req.values)
+    status = data.pop("status", None)
     choices = [s.value for s in ClientStatus]
     if status not in choices:
-        raise InvalidValue(f"'status' must be one of {', '.join(choices)}")
-    return _set_status(farm, req, ClientStatus(status))
+        raise InvalidValue(f"'status' must be one of {', '.join(choices)} (only status can change)")
+    now = changes.check_values(data, {"now"}, "client update").get("now", False)
+    return _set_status(farm, req.filters, ClientStatus(status), now)
 
 
 @action("client", "delete")

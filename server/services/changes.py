@@ -22,7 +22,7 @@ from brender.server.models import (
     Shot,
     database,
 )
-from brender.server.services import jobs, query, work
+from brender.server.services import blocklist, jobs, query, work
 from brender.server.services import validate as v
 from brender.server.states import JOB_FINAL, ChunkStatus, FrameStatus, JobStatus
 
@@ -35,12 +35,17 @@ UPDATABLE: dict[type[BaseModel], dict[str, v.Field]] = {
         "frame_start": v.FRAME,
         "frame_end": v.FRAME,
     },
-    Job: {k: f for k, f in v.JOB_FIELDS.items()},
+    Job: {**v.JOB_FIELDS, "blocklist": v.Field(list)},
 }
-JOB_LIVE_FIELDS = {"name", "priority", "max_attempts"}
+JOB_LIVE_FIELDS = {"name", "priority", "max_attempts", "timeout", "blocklist"}
 """What may change while a job renders; the rest only before any of its frames was sent out."""
 
 PARENT = {Sequence: ("project", Sequence.project), Shot: ("sequence", Shot.sequence)}
+
+
+def check_values(values: dict[str, Any], flags: set[str], what: str) -> dict[str, Any]:
+    """Validate a verb's boolean options (`force`, `now`)."""
+    return v.check(values, {name: v.Field(bool) for name in flags}, what)
 
 
 def targets(model: type[BaseModel], filters: dict[str, Any]) -> list[Any]:
@@ -97,6 +102,10 @@ def _update_job(job: Job, data: dict[str, Any]) -> None:
                 f"job {job.id} has started rendering: its {', '.join(frozen)} can no "
                 "longer change (submit a new job instead)"
             )
+    if "blocklist" in data:
+        if data.pop("blocklist") != []:
+            raise InvalidValue("'blocklist' can only be cleared: send []")
+        blocklist.clear(job.id)
     for key, value in data.items():
         setattr(job, key, value)
     if {"frame_start", "frame_end", "chunk_size"} & set(data):
@@ -123,7 +132,7 @@ def delete(
     model: type[BaseModel], filters: dict[str, Any], values: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[tuple[int, int | None]]]:
     """Delete what `filters` names; answers the deleted rows and the chunks to kill on nodes."""
-    data = v.check(values, {"force": v.Field(bool)}, "delete")
+    data = check_values(values, {"force"}, "delete")
     rows = targets(model, filters)
     ids = [r.id for r in rows]
     job_ids = [j.id for j in JOBS_UNDER[model](ids)]
@@ -148,7 +157,7 @@ def delete_clients(
     filters: dict[str, Any], values: dict[str, Any], online: set[int]
 ) -> list[dict[str, Any]]:
     """Forget nodes. An online node is refused unless forced (its work goes back first)."""
-    data = v.check(values, {"force": v.Field(bool)}, "delete")
+    data = check_values(values, {"force"}, "delete")
     rows = targets(Client, filters)
     live = [r.name for r in rows if r.id in online]
     if live and not data.get("force"):
@@ -205,6 +214,7 @@ def requeue_frames(job: Job, frame_ids: list[int]) -> int:
         chunk_ids = {f.chunk_id for f in Frame.select(Frame.chunk).where(Frame.id.in_(frame_ids))}
         for chunk in Chunk.select().where(Chunk.id.in_(list(chunk_ids))):
             work.requeue_if_pending(chunk)
+        blocklist.clear(job.id)  # a person asked for another try: every node may take it again
         job = Job.get_by_id(job.id)
         if job.status in {s.value for s in JOB_FINAL}:
             jobs.set_status(job, JobStatus.QUEUED, error="", finished_at=None)

@@ -9,8 +9,20 @@ from typing import Any
 import peewee as pw
 
 from brender.server.errors import InvalidValue
-from brender.server.models import Chunk, Frame, Job, Project, Sequence, Shot, database, now, tuples
+from brender.server.models import (
+    Blocklist,
+    Chunk,
+    Frame,
+    Job,
+    Project,
+    Sequence,
+    Shot,
+    database,
+    now,
+    tuples,
+)
 from brender.server.services import validate as v
+from brender.server.services.blocklist import BLOCK_AFTER
 from brender.server.services.hierarchy import ensure_shot, get
 from brender.server.services.query import Page
 from brender.server.states import (
@@ -146,9 +158,20 @@ def frame_counts(job_ids: list[int]) -> dict[int, dict[str, int]]:
 
 
 def with_progress(page: Page) -> Page:
-    """Adds each job's frame counts, progress and names of its shot, sequence and project."""
+    """Adds each job's frame counts, progress, blocklisted nodes and the names of its shot,
+    sequence and project."""
     ids = [row["id"] for row in page.rows]
     counts = frame_counts(ids)
+    blocked: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    for entry in Blocklist.select().where(Blocklist.job.in_(ids)).order_by(Blocklist.id):
+        blocked[entry.job_id].append(
+            {
+                "client_id": entry.client_id,
+                "failures": entry.failures,
+                "reason": entry.reason,
+                "blocked": entry.failures >= BLOCK_AFTER,
+            }
+        )
     names = (
         {
             job_id: (shot, seq, proj)
@@ -168,6 +191,7 @@ def with_progress(page: Page) -> Page:
         total = sum(c.values())
         row["frames"] = {"total": total, **{s.value: c.get(s.value, 0) for s in FrameStatus}}
         row["progress"] = round(c.get(FrameStatus.DONE.value, 0) / total, 4) if total else 0.0
+        row["blocklist"] = blocked[row["id"]]
         row["shot"], row["sequence"], row["project"] = names.get(row["id"], ("", "", ""))
     return page
 

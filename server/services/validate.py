@@ -57,6 +57,7 @@ JOB_FIELDS: dict[str, Field] = {
     "output": Field(str),
     "format": Field(str, choices=IMAGE_FORMATS),
     "max_attempts": Field(int, 1, 100),
+    "timeout": Field(int, 1, 7 * 24 * 3600),
 }
 
 

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from brender.server.models import Chunk, Frame, Job, database, now, tuples
-from brender.server.services import jobs
+from brender.server.services import blocklist, jobs
 from brender.server.states import (
     JOB_DISPATCHABLE,
     ChunkStatus,
@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 UNFINISHED = (FrameStatus.QUEUED.value, FrameStatus.RENDERING.value)
 
 
-def may_take(client_id: int, chunk: Chunk) -> bool:
-    """Whether this node may render this chunk: the one place future rules (tags, GPUs,
-    blocklists) go."""
-    return True
+def may_take(client_id: int) -> Any:
+    """Which chunks this node may render, as a query condition: the one place such rules go
+    (the per-job blocklist now; tags and GPUs later)."""
+    return Job.id.not_in(blocklist.blocked_jobs(client_id))
 
 
 def claim_next(client_id: int) -> dict[str, Any] | None:
@@ -40,13 +40,15 @@ def claim_next(client_id: int) -> dict[str, Any] | None:
     candidates = (
         Chunk.select(Chunk, Job)
         .join(Job)
-        .where(Chunk.status == ChunkStatus.QUEUED.value, Job.status.in_(JOB_DISPATCHABLE))
+        .where(
+            Chunk.status == ChunkStatus.QUEUED.value,
+            Job.status.in_(JOB_DISPATCHABLE),
+            may_take(client_id),
+        )
         .order_by(Job.priority.desc(), Job.id, Chunk.frame_start)
         .limit(16)
     )
     for chunk in candidates:
-        if not may_take(client_id, chunk):
-            continue
         order = _claim(client_id, chunk)
         if order is not None:
             return order
@@ -94,6 +96,7 @@ def _claim(client_id: int, chunk: Chunk) -> dict[str, Any] | None:
         "output": job.output,
         "format": job.format,
         "frames": frames,
+        "timeout": job.timeout,
     }
 
 
@@ -158,7 +161,9 @@ def chunk_finished(
             log.warning(
                 "job %d chunk %d failed on client %d: %s", job.id, chunk_id, client_id, reason
             )
-            _retry_or_fail(chunk, job, reason)
+            _retry_or_fail(chunk, job, reason, tail)
+            blocklist.record_failure(job, client_id, reason)
+            blocklist.fail_if_nobody_can_render(job)
         requeue_if_pending(chunk)
         update_job_outcome(job)
     return int(job.id)
@@ -175,12 +180,14 @@ def _set_chunk(chunk: Chunk, new: ChunkStatus, **fields: Any) -> None:
     chunk.save()
 
 
-def _retry_or_fail(chunk: Chunk, job: Job, reason: str) -> None:
+def _retry_or_fail(chunk: Chunk, job: Job, reason: str, tail: str) -> None:
     """The frames a failed chunk left unrendered go back to the queue, or fail for good once
     they have used up the job's attempts."""
     mine = (Frame.chunk == chunk.id) & (Frame.status == FrameStatus.RENDERING.value)
     failed = (
-        Frame.update(status=FrameStatus.FAILED.value, error=reason, finished_at=now())
+        Frame.update(
+            status=FrameStatus.FAILED.value, error=reason, log_tail=tail, finished_at=now()
+        )
         .where(mine, Frame.attempts >= job.max_attempts)
         .execute()
     )

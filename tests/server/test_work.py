@@ -11,7 +11,7 @@ import pytest
 from brender.server.db import open_database
 from brender.server.errors import FarmError
 from brender.server.models import Chunk, Frame, Job
-from brender.server.services import clients, jobs, work
+from brender.server.services import blocklist, clients, jobs, query, work
 
 
 @pytest.fixture
@@ -134,3 +134,34 @@ def test_reconnecting_node_is_the_same_client(db: pw.Database) -> None:
     # A wiped work dir (new node id) on the same machine is matched by MAC address and name.
     c = clients.register({"node_id": "new", "name": "box", "mac_address": "52:54:00:00:00:01"})
     assert c.id == a.id and c.node_id == "new"
+
+
+def test_node_blocklisted_after_three_failed_chunks(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_end=12, chunk_size=1, max_attempts=10)
+    bad, good = node("bad"), node("good")
+    for _ in range(3):
+        order = work.claim_next(bad)
+        assert order is not None and order["job_id"] == job.id
+        work.chunk_finished(bad, order["chunk_id"], False, 1, "Error: boom", [])
+    assert work.claim_next(bad) is None, "a blocklisted node gets no more of that job"
+    assert work.claim_next(good) is not None
+    page = jobs.with_progress(query.read(Job, {"id": job.id}))
+    (entry,) = page.rows[0]["blocklist"]
+    assert entry["client_id"] == bad and entry["blocked"] and entry["reason"] == "Error: boom"
+    blocklist.clear(job.id)
+    assert work.claim_next(bad) is not None
+
+
+def test_job_fails_when_no_enabled_node_can_take_it(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_end=12, chunk_size=1, max_attempts=10)
+    only = node("only")
+    for _ in range(3):
+        order = work.claim_next(only)
+        assert order is not None
+        work.chunk_finished(
+            only, order["chunk_id"], False, 1, "Error: Build without OpenImageDenoiser", []
+        )
+    final = Job.get_by_id(job.id)
+    assert final.status == "failed"
+    assert "blocklisted" in final.error or "OpenImageDenoiser" in final.error
+    assert set(statuses(job.id)) == {"failed"}

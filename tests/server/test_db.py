@@ -1,0 +1,44 @@
+"""Opening databases: pragmas, versioned migrations applied at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playhouse.migrate import SqliteMigrator, migrate
+
+from brender.server import db as dbmod
+from brender.server.models import Frame, Job, SchemaVersion
+
+
+def test_new_database_is_at_the_latest_version(tmp_path: Path) -> None:
+    database = dbmod.open_database(f"sqlite:///{tmp_path / 'a.db'}")
+    assert database.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert [v.version for v in SchemaVersion.select()] == [len(dbmod.MIGRATIONS)]
+    database.close()
+    # Opening again changes nothing.
+    database = dbmod.open_database(f"sqlite:///{tmp_path / 'a.db'}")
+    assert SchemaVersion.select().count() == 1
+    database.close()
+
+
+def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    database = dbmod.open_database(url)
+    # Turn it back into what version 1 made.
+    migrate(
+        SqliteMigrator(database).drop_column(Job._meta.table_name, "timeout"),
+        SqliteMigrator(database).drop_column(Frame._meta.table_name, "log_tail"),
+    )
+    database.execute_sql("DROP TABLE blocklist")
+    SchemaVersion.delete().execute()
+    SchemaVersion.create(version=1)
+    database.close()
+
+    database = dbmod.open_database(url)
+    columns = {c.name for c in database.get_columns(Job._meta.table_name)}
+    assert "timeout" in columns
+    assert "log_tail" in {c.name for c in database.get_columns(Frame._meta.table_name)}
+    assert database.table_exists("blocklist")
+    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2]
+    database.close()
