@@ -1,0 +1,179 @@
+"""The farm's JSON API over HTTP (`POST /api`), with urllib only. No `bpy` here.
+
+Every failure becomes a `FarmError` whose message tells the artist what to do. The client is
+used only from the add-on's worker thread (and from tests), never from Blender's main thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .errors import (
+    FarmAnswerError,
+    FarmError,
+    FarmRefused,
+    FarmUnauthorized,
+    FarmUnreachable,
+    SettingsError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8080
+DEFAULT_TIMEOUT = 5.0
+MAX_ANSWER = 64 * 1024 * 1024
+# A farm is on the studio's network: never send its requests through a web proxy.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`host:port`, `host` or `http://host:port/` → (host, port)."""
+    text = text.strip()
+    if not text:
+        raise SettingsError(
+            "Set the farm's address (host:port) in the brender add-on's preferences"
+        )
+    parts = urlsplit(text if "//" in text else f"//{text}")
+    try:
+        host, port = parts.hostname, parts.port or DEFAULT_PORT
+    except ValueError:
+        host, port = None, 0
+    if not host or parts.scheme not in ("", "http") or parts.path.strip("/") not in ("", "api"):
+        raise SettingsError(
+            f"'{text}' is not a farm address: write it as host:port, for example 10.0.0.5:8080"
+        )
+    return host, port
+
+
+def show_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def unreachable(address: str, exc: BaseException) -> FarmError:
+    """The artist's version of a connection failure."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return FarmUnreachable(
+            f"Cannot find the farm at {address}: check the address in the add-on's preferences"
+        )
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return FarmUnreachable(
+            f"The farm at {address} did not answer in time — is brender-server running "
+            "and is the address right?"
+        )
+    return FarmUnreachable(f"Cannot reach the farm at {address} — is brender-server running?")
+
+
+def refused(error: Any, address: str, has_token: bool, what: str = "the request") -> FarmError:
+    """The artist's version of the farm's `{"code", "message"}` error object."""
+    if not isinstance(error, dict):
+        return FarmAnswerError(f"The farm at {address} gave an answer the add-on does not know")
+    code = str(error.get("code", ""))
+    message = str(error.get("message", "")).strip() or code or "no reason given"
+    if code == "unauthorized":
+        if has_token:
+            return FarmUnauthorized(
+                "The farm refused the token: check it in the brender add-on's preferences"
+            )
+        return FarmUnauthorized(
+            "The farm asks for a token: set it in the brender add-on's preferences"
+        )
+    if code == "internal":
+        return FarmRefused(f"The farm hit an internal error (see its log): {message}", code)
+    return FarmRefused(f"The farm refused {what}: {message}", code)
+
+
+def data_of(answer: Any, address: str, has_token: bool, what: str = "the request") -> Any:
+    """The `data` of an `{"ok": true}` answer; a `FarmError` for anything else."""
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise FarmAnswerError(
+            f"Something answered at {address}, but it is not a brender farm — check the address"
+        )
+    if not answer["ok"]:
+        raise refused(answer.get("error"), address, has_token, what)
+    return answer.get("data")
+
+
+class FarmClient:
+    """One farm's HTTP API; cheap to make, so the worker makes one per task."""
+
+    def __init__(self, address: str, token: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.host, self.port = parse_address(address)
+        self.token = token.strip()
+        self.timeout = timeout
+
+    @property
+    def address(self) -> str:
+        return show_address(self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}/api"
+
+    def post(self, body: Any) -> Any:
+        """Send one request (or a list) and answer the decoded JSON, whatever the HTTP status."""
+        headers = {"Content-Type": "application/json", "User-Agent": f"brender-addon/{__version__}"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                raw = response.read(MAX_ANSWER)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read(MAX_ANSWER)
+            exc.close()
+            if exc.code == 401 and not raw.lstrip().startswith(b"{"):
+                raise refused({"code": "unauthorized"}, self.address, bool(self.token)) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            log.debug("farm at %s: %s", self.address, exc)
+            raise unreachable(self.address, exc) from exc
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise FarmAnswerError(
+                f"Something answered at {self.address}, but it is not a brender farm "
+                "— check the address"
+            ) from exc
+
+    def call(self, request: dict[str, Any], what: str = "the request") -> Any:
+        """The `data` of the answer; `what` names the request in a refusal's message."""
+        return data_of(self.post(request), self.address, bool(self.token), what)
+
+    def batch(self, requests: list[dict[str, Any]], what: str = "the request") -> list[Any]:
+        """Several requests in one HTTP round trip; the first failure raises."""
+        answers = self.post(requests)
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            data_of(answers, self.address, bool(self.token), what)  # the farm's own error
+            raise FarmAnswerError(
+                f"The farm at {self.address} answered the wrong number of replies"
+            )
+        return [data_of(a, self.address, bool(self.token), what) for a in answers]
+
+    def submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        job = self.call(request, "the job")
+        if not isinstance(job, dict) or not isinstance(job.get("id"), int):
+            raise FarmAnswerError(f"The farm at {self.address} took the job but sent back no id")
+        return job
+
+    def job_verb(self, job_id: int, verb: str) -> Any:
+        if verb not in ("pause", "resume", "cancel"):
+            raise ValueError(f"not a job verb: {verb}")
+        request = {"item": "job", "action": verb, "filters": {"id": job_id}}
+        return self.call(request, f"to {verb} job {job_id}")
+
+    def status(self) -> dict[str, Any]:
+        data = self.call({"item": "server", "action": "status"}, "the status request")
+        if not isinstance(data, dict):
+            raise FarmAnswerError(
+                f"The farm at {self.address} sent a status the add-on cannot read"
+            )
+        return data

@@ -1,0 +1,152 @@
+"""The panels: submit (3D Viewport sidebar, tab "brender", and Output Properties) and jobs.
+
+`draw()` only reads: the scene's settings and `farm.board`, the last jobs list the worker
+fetched. Drawing the jobs panel marks the board as seen, which keeps the timer refreshing it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Callable
+
+import bpy
+
+from . import farm, jobs
+
+MAX_JOBS_SHOWN = 20
+NAMES_MAX_AGE = 60.0  # seconds: older suggestions are fetched again while the panel shows
+STATUS_ICONS = {
+    "queued": "SORTTIME", "active": "RENDER_ANIMATION", "paused": "PAUSE",
+    "completed": "CHECKMARK", "failed": "ERROR", "canceled": "CANCEL",
+}  # fmt: skip
+
+
+def draw_submit(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
+    scene = context.scene
+    if scene is None:
+        return
+    group = scene.brender  # type: ignore[attr-defined]
+    now = time.monotonic()
+    if now - farm.board.refreshed_at > NAMES_MAX_AGE:
+        farm.board.seen(now)  # the timer fetches the farm's names for the suggestions
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+    if not bpy.data.filepath:
+        layout.label(text="Save the file to send it to the farm", icon="INFO")
+
+    col = layout.column(align=True)
+    col.prop(group, "project")
+    col.prop(group, "sequence")
+    col.prop(group, "shot")
+    layout.prop(group, "job_name")
+
+    col = layout.column()
+    col.prop(group, "use_scene_range")
+    sub = col.column(align=True)
+    frames = scene if group.use_scene_range else group
+    sub.prop(frames, "frame_start", text="Frame Start")
+    sub.prop(frames, "frame_end", text="End")
+    col.prop(group, "chunk_size")
+    col.prop(group, "priority", slider=True)
+
+    col = layout.column()
+    col.prop(group, "use_scene_output")
+    if group.use_scene_output:
+        col.prop(scene.render, "filepath", text="Output")
+        col.prop(scene.render.image_settings, "file_format", text="Format")
+    else:
+        col.prop(group, "output")
+        col.prop(group, "file_format")
+    col.prop(group, "paused")
+
+    row = layout.row()
+    row.scale_y = 1.4
+    row.operator("brender.submit_job", icon="EXPORT")
+
+
+class BRENDER_PT_submit(bpy.types.Panel):
+    bl_label = "Submit to Farm"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "brender"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        assert self.layout is not None
+        draw_submit(self.layout, context)
+
+
+class BRENDER_PT_output_submit(bpy.types.Panel):
+    bl_label = "brender Render Farm"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        assert self.layout is not None
+        draw_submit(self.layout, context)
+
+
+def _job_button(row: bpy.types.UILayout, job: jobs.JobView, action: str, icon: str) -> None:
+    props = row.operator("brender.job_action", text=action.title(), icon=icon)  # type: ignore[arg-type]
+    props.job_id = job.id
+    props.action = action
+
+
+def draw_job(layout: bpy.types.UILayout, job: jobs.JobView) -> None:
+    box = layout.box()
+    row = box.row()
+    row.label(text=f"{job.id}  {job.name}", icon=STATUS_ICONS.get(job.status, "QUESTION"))  # type: ignore[arg-type]
+    row.label(text=job.status.title())
+    where = " / ".join(p for p in (job.project, job.sequence, job.shot) if p)
+    box.label(text=f"{where}   frames {job.frame_start}-{job.frame_end}")
+    box.progress(factor=job.progress, text=job.frames_text)
+    if job.error:
+        box.label(text=job.error[:120], icon="ERROR")
+    row = box.row(align=True)
+    if job.can_pause:
+        _job_button(row, job, "pause", "PAUSE")
+    if job.can_resume:
+        _job_button(row, job, "resume", "PLAY")
+    if job.can_cancel:
+        _job_button(row, job, "cancel", "CANCEL")
+
+
+class BRENDER_PT_jobs(bpy.types.Panel):
+    bl_label = "Farm Jobs"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "brender"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        board = farm.board
+        board.seen(time.monotonic())
+        layout = self.layout
+        assert layout is not None
+        row = layout.row()
+        row.label(text=board.address or "The farm", icon="NETWORK_DRIVE")
+        row.operator("brender.refresh_jobs", text="", icon="FILE_REFRESH")
+        if board.error:
+            col = layout.box().column(align=True)
+            for i, line in enumerate(textwrap.wrap(board.error, 40)):
+                col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+        shown = board.snapshot.jobs[:MAX_JOBS_SHOWN]
+        if not shown:
+            pending = board.refreshed_at == float("-inf")
+            layout.label(text="Asking the farm…" if pending else "No jobs on the farm yet")
+            return
+        mine = [j for j in shown if jobs.same_file(j.blend_file, bpy.data.filepath)]
+        others = [j for j in shown if j not in mine]
+        for title, group in (("This file", mine), ("Other jobs", others)):
+            if group:
+                layout.label(text=title)
+                for job in group:
+                    draw_job(layout, job)
+
+
+classes = (BRENDER_PT_submit, BRENDER_PT_output_submit, BRENDER_PT_jobs)
+# The stubs say the factory returns None; it returns (register, unregister).
+register: Callable[[], None]
+unregister: Callable[[], None]
+register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

@@ -1,0 +1,212 @@
+"""Operators: submit the open file, test the connection, refresh, pause/resume/cancel a job.
+
+Each operator prepares its request on the main thread and posts it to the worker thread.
+From a button (`invoke`) it then waits as a modal operator, so Blender stays responsive and
+the answer lands in the status bar. From a script (`execute`, e.g. `bpy.ops.brender.submit_job()`
+in background mode) it waits for the answer, at most the client's timeout, and returns it.
+"""
+
+# mypy: disable-error-code="valid-type"
+# (Blender property annotations are deferred property definitions, not types.)
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import bpy
+from bpy.props import EnumProperty, IntProperty
+
+from . import comms, farm, payload, properties
+from .client import DEFAULT_TIMEOUT
+from .errors import FarmError
+
+if TYPE_CHECKING:
+    from bpy.stub_internal.rna_enums import OperatorReturnItems
+
+    Result = set[OperatorReturnItems]
+else:
+    Result = set
+
+NO_ANSWER = "The farm did not answer in time — is brender-server running?"
+
+
+class FarmOperator(bpy.types.Operator):
+    """A request to the farm: `prepare` on the main thread, `done` with the worker's reply."""
+
+    kind = "request"
+    _ticket = 0
+    _deadline = 0.0
+    _timer: bpy.types.Timer | None = None
+
+    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+        """Read what the request needs from Blender; answer the task the worker runs."""
+        raise NotImplementedError
+
+    def done(self, context: bpy.types.Context, data: Any) -> None:
+        raise NotImplementedError
+
+    def _post(self, context: bpy.types.Context) -> bool:
+        try:
+            task = self.prepare(context)
+        except FarmError as exc:
+            self.report({"ERROR"}, str(exc))
+            return False
+        self._ticket = farm.post(self.kind, task)
+        self._deadline = time.monotonic() + DEFAULT_TIMEOUT + farm.REPLY_GRACE
+        return True
+
+    def _finish(self, context: bpy.types.Context, reply: comms.Reply | None) -> Result:
+        if reply is None:
+            self.report({"ERROR"}, NO_ANSWER)
+            return {"CANCELLED"}
+        if not reply.ok:
+            self.report({"ERROR"}, reply.error)
+            return {"CANCELLED"}
+        self.done(context, reply.data)
+        return {"FINISHED"}
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        if not self._post(context):
+            return {"CANCELLED"}
+        return self._finish(context, farm.wait(self._ticket))
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        wm = context.window_manager
+        if wm is None or context.window is None:
+            return self.execute(context)
+        if not self._post(context):
+            return {"CANCELLED"}
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        farm.pump()
+        reply = farm.take(self._ticket)
+        if reply is None and time.monotonic() < self._deadline:
+            return {"PASS_THROUGH"}
+        if self._timer is not None and context.window_manager is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        return self._finish(context, reply)
+
+
+class BRENDER_OT_submit_job(FarmOperator):
+    """Save the file if needed and send it to the farm as one job"""
+
+    bl_idname = "brender.submit_job"
+    bl_label = "Submit to Farm"
+    bl_options = {"REGISTER"}
+    kind = "submit"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return context.scene is not None
+
+    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+        scene = context.scene
+        assert scene is not None
+        if not bpy.data.filepath:
+            raise FarmError("Save the file first: the farm renders a saved .blend file")
+        request = payload.submit_request(properties.settings(scene))
+        client = farm.client()
+        if bpy.data.is_dirty:
+            try:
+                bpy.ops.wm.save_mainfile()
+            except RuntimeError as exc:
+                raise FarmError(f"The file was not sent: saving it failed ({exc})") from exc
+        return lambda: client.submit(request)
+
+    def done(self, context: bpy.types.Context, data: Any) -> None:
+        frames = data.get("frames", {}).get("total", "?")
+        state = " (paused)" if data.get("status") == "paused" else ""
+        self.report({"INFO"}, f"Farm job {data['id']} submitted{state}: {frames} frames")
+
+
+class BRENDER_OT_test_connection(FarmOperator):
+    """Ask the farm in the preferences how it is"""
+
+    bl_idname = "brender.test_connection"
+    bl_label = "Test Connection"
+    kind = "status"
+
+    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+        client = farm.client()
+        self._address = client.address
+        return client.status
+
+    def done(self, context: bpy.types.Context, data: Any) -> None:
+        clients = data.get("clients", {}) if isinstance(data.get("clients"), dict) else {}
+        self.report(
+            {"INFO"},
+            f"Connected to brender {data.get('version', '?')} at {self._address}: "
+            f"{clients.get('online', 0)} of {clients.get('total', 0)} nodes online",
+        )
+
+
+class BRENDER_OT_refresh_jobs(bpy.types.Operator):
+    """Fetch the farm's jobs now"""
+
+    bl_idname = "brender.refresh_jobs"
+    bl_label = "Refresh Jobs"
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        ticket = farm.refresh()
+        if ticket and not bpy.app.background:
+            return {"FINISHED"}  # the timer brings the answer to the panel
+        # No timer runs in background mode: wait here, as a script expects.
+        if ticket and not farm.wait_until(lambda: farm.board.pending != ticket):
+            self.report({"ERROR"}, NO_ANSWER)
+            return {"CANCELLED"}
+        if farm.board.error:
+            self.report({"ERROR"}, farm.board.error)
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class BRENDER_OT_job_action(FarmOperator):
+    """Pause, resume or cancel this job on the farm"""
+
+    bl_idname = "brender.job_action"
+    bl_label = "Job Action"
+    kind = "job"
+
+    job_id: IntProperty(name="Job", min=1)
+    action: EnumProperty(
+        name="Action",
+        items=[
+            ("pause", "Pause", "Send no more of its frames to nodes"),
+            ("resume", "Resume", "Go on rendering it"),
+            ("cancel", "Cancel", "Stop rendering it for good"),
+        ],
+    )
+
+    @classmethod
+    def description(cls, context: bpy.types.Context, props: Any) -> str:
+        texts = {"pause": "Pause job %d: running frames finish, no new ones start",
+                 "resume": "Resume job %d", "cancel": "Cancel job %d: stop its renders now"}  # fmt: skip
+        return texts.get(str(props.action), "%d") % int(props.job_id)
+
+    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+        client, job_id, action = farm.client(), self.job_id, self.action
+        return lambda: client.job_verb(job_id, action)
+
+    def done(self, context: bpy.types.Context, data: Any) -> None:
+        done = {"pause": "paused", "resume": "resumed", "cancel": "canceled"}[self.action]
+        self.report({"INFO"}, f"Farm job {self.job_id} {done}")
+
+
+classes = (
+    BRENDER_OT_submit_job,
+    BRENDER_OT_test_connection,
+    BRENDER_OT_refresh_jobs,
+    BRENDER_OT_job_action,
+)
+# The stubs say the factory returns None; it returns (register, unregister).
+register: Callable[[], None]
+unregister: Callable[[], None]
+register, unregister = bpy.utils.register_classes_factory(classes)  # type: ignore[func-returns-value, misc]

@@ -1,0 +1,157 @@
+"""The add-on in real Blender (the `bpy` 4.5 wheel), against a real brender-server and node.
+
+Each Blender session runs in a child process (bpy_session.py) with a deadline: a session that
+leaves a class registered can hang on exit, and that must fail the test, not hang the run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from addon_harness import build_zip, need, run_bpy
+from farmctl import NodeProcess, ServerProcess, wait_for
+
+ALL_CLASSES = [
+    "BRENDER_OT_submit_job", "BRENDER_OT_test_connection", "BRENDER_OT_refresh_jobs",
+    "BRENDER_OT_job_action", "BRENDER_PT_submit", "BRENDER_PT_output_submit", "BRENDER_PT_jobs",
+    "BRENDER_PG_submit", "BrenderPreferences",
+]  # fmt: skip
+NOTHING_LEFT = {"classes": [], "scene_property": False, "timer": False, "threads": [],
+                "enabled": False}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def addon_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need("bpy", "the Blender tests")
+    return build_zip(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Any:
+    srv = ServerProcess(tmp_path / "server").start()
+    yield srv
+    srv.stop()
+
+
+def address(server: ServerProcess) -> str:
+    return server.http_url.removeprefix("http://")
+
+
+def jobs_on(server: ServerProcess, blend_file: Path, shot: str) -> list[dict[str, Any]]:
+    """The farm's own record: its jobs of this .blend file under this shot."""
+    request = {"item": "job", "action": "read", "filters": {"blend_file": str(blend_file)}}
+    answer = server.http(request)
+    assert answer["ok"], answer
+    return [job for job in answer["data"] if job["shot"] == shot]
+
+
+def test_submit_from_blender_then_farm_stopped(addon_zip: Path, server: ServerProcess,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    blend = tmp_path / "films" / "spring" / "sq01_sh010_light.blend"
+    blend.parent.mkdir(parents=True)
+    args = {"zip": str(addon_zip), "address": address(server), "blend": str(blend),
+            "frame_start": 5, "frame_end": 9, "output": "//renders/####"}  # fmt: skip
+    out = run_bpy("submit", args, tmp_path / "home")
+
+    assert out["installed"]["classes"] == ALL_CLASSES
+    assert out["installed"]["scene_property"] and out["installed"]["timer"]
+    assert out["names"] == ["spring", "sq01", "sh010"]
+    assert out["submit"]["result"] == ["FINISHED"], out["output"]
+    assert "submitted: 5 frames" in out["output"]
+    assert out["test_connection"]["result"] == ["FINISHED"]
+
+    # The farm has the job: this blend file, this frame range, the scene's output made absolute.
+    [job] = jobs_on(server, blend, "sh010")
+    assert (job["frame_start"], job["frame_end"]) == (5, 9)
+    assert (job["project"], job["sequence"]) == ("spring", "sq01")
+    assert job["output"] == str(blend.parent / "renders" / "####")
+    assert job["format"] == "PNG" and job["priority"] == 50
+    assert out["jobs"][0]["id"] == job["id"] and out["jobs"][0]["total"] == 5
+    assert out["projects"] == ["spring"]
+    assert ["progress", 0.0, "0/5 frames"] in out["drawn_jobs"]
+    assert ["operator", "brender.submit_job"] in out["drawn_submit"]
+    assert out["pause"]["result"] == ["FINISHED"] and out["resume"]["result"] == ["FINISHED"]
+
+    # Disable leaves nothing behind; enabling again works as the first time.
+    assert out["disabled"] == NOTHING_LEFT
+    assert out["enabled_again"]["classes"] == ALL_CLASSES and out["enabled_again"]["timer"]
+    assert out["copied"] == [5, 9, "//renders/####", "PNG"]
+    assert ["prop", "output"] in out["drawn_output_panel"]
+    assert out["submit_again"]["result"] == ["FINISHED"], out["output"]
+    [again] = jobs_on(server, blend, "sh020")
+    assert again["priority"] == 70 and (again["frame_start"], again["frame_end"]) == (5, 9)
+    assert again["output"] == job["output"]
+    assert out["end"] == NOTHING_LEFT
+
+    # The farm stops: the same operator says so in words, and nothing crashes. (Called from
+    # Python, bpy.ops turns an operator's ERROR report into a RuntimeError holding just that
+    # message; an exception inside the operator would show a Python traceback instead.)
+    server.stop()
+    out = run_bpy("stopped", {"zip": str(addon_zip), "address": args["address"],
+                              "blend": str(blend)}, tmp_path / "home2")  # fmt: skip
+    unreachable = f"Cannot reach the farm at {args['address']} — is brender-server running?"
+    for key in ("submit", "test_connection", "refresh"):
+        assert out[key] == {"result": [], "error": f"Error: {unreachable}\n"}, out["output"]
+    assert out["board_error"] == unreachable
+    drawn = " ".join(e[1] for e in out["drawn_jobs"] if e[0] == "label")
+    assert "Cannot reach the farm at" in drawn
+    assert "Set the farm's address" in out["no_address"]["error"]
+    assert "Save the file first" in out["unsaved"]["error"]
+    assert "Traceback" not in out["output"]
+    assert out["after_errors"]["classes"] == ALL_CLASSES
+    assert out["end"] == NOTHING_LEFT
+    assert out["tick_seconds"] < 0.5 and out["refresh_pending"]
+    assert out["disable_seconds"] < 3.0
+    assert {**out["disabled_in_flight"], "threads": []} == NOTHING_LEFT
+
+
+SCENE_SCRIPT = """
+import bpy
+s = bpy.context.scene
+s.render.engine = 'CYCLES'
+s.cycles.samples = 4
+s.cycles.use_denoising = False
+s.render.resolution_x = s.render.resolution_y = 64
+s.render.resolution_percentage = 100
+s.frame_start, s.frame_end = 1, {frames}
+s.render.filepath = {output!r}
+s.render.image_settings.file_format = 'PNG'
+bpy.ops.wm.save_as_mainfile(filepath={path!r})
+"""
+
+
+def make_old_scene(blender: str, path: Path, output: str, frames: int) -> Path:
+    """A scene saved by Debian's Blender (3.4 cannot read files that 4.5 saves)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = SCENE_SCRIPT.format(frames=frames, output=output, path=str(path))
+    done = subprocess.run([blender, "-b", "--factory-startup", "--python-exit-code", "1",
+                           "--python-expr", script], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and path.is_file(), done.stdout + done.stderr
+    return path
+
+
+@pytest.mark.blender
+def test_node_renders_the_submitted_job(addon_zip: Path, server: ServerProcess, blender: str,
+                                        tmp_path: Path) -> None:  # fmt: skip
+    out_dir = tmp_path / "frames"
+    blend = make_old_scene(blender, tmp_path / "proj" / "sh030.blend", str(out_dir / "####"), 4)
+    node = NodeProcess(server.master, "addon-node", tmp_path / "node").start()
+    try:
+        wait_for(lambda: any(c["online"] for c in server.http(
+            {"item": "client", "action": "read"})["data"]), 60, what="the node online")  # fmt: skip
+        out = run_bpy("follow", {"zip": str(addon_zip), "address": address(server),
+                                 "blend": str(blend)}, tmp_path / "home")  # fmt: skip
+    finally:
+        node.stop()
+    assert out["dirty"] is False
+    assert out["submit"]["result"] == ["FINISHED"], out["output"]
+    job = out["jobs"][0]
+    assert job["blend_file"] == str(blend), out["jobs"]
+    assert job["status"] == "completed", f"{job}\n{node.log()[-3000:]}"
+    assert (job["done"], job["total"], job["progress"]) == (4, 4, 1.0)
+    assert ["progress", 1.0, "4/4 frames"] in out["drawn_jobs"]
+    assert sorted(p.name for p in out_dir.glob("*.png")) == [f"{n:04d}.png" for n in range(1, 5)]
+    assert out["end"] == NOTHING_LEFT
