@@ -81,7 +81,10 @@ class Farm:
             session.chunk_id = held_id
         else:
             if isinstance(held_id, int):
-                session.send({"type": "cancel", "chunk_id": held_id})
+                # After the welcome, which the caller sends when this returns.
+                IOLoop.current().add_callback(
+                    session.send, {"type": "cancel", "chunk_id": held_id}
+                )
             work.requeue_client(client.id, "node reconnected without this chunk")
         log.info("client %d (%s) online from %s", client.id, client.name, session.address)
         self.emit("client", {"id": client.id})
@@ -107,6 +110,7 @@ class Farm:
             return
         session.chunk_id = None
         self.idle[client_id] = None
+        self.emit("client", {"id": client_id})
         self.kick()
 
     def requeue_orphans(self) -> None:
@@ -157,6 +161,8 @@ class Farm:
             session.chunk_id = order["chunk_id"]
             session.send(order)
             self.emit("job", {"id": order["job_id"]})
+            self.emit("chunk", {"id": order["chunk_id"], "job_id": order["job_id"]})
+            self.emit("client", {"id": cid})
 
     # -- changes made through the API ---------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def blender() -> str:
     """The real Blender executable; the test is skipped when there is none."""
     if not blender_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"no Blender at {BLENDER}: .ci/run must install Debian's blender")
         pytest.skip(f"no Blender at {BLENDER} (set BRENDER_TEST_BLENDER)")
     return BLENDER
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BLENDER = os.environ.get("BRENDER_TEST_BLENDER", "/usr/bin/blender")
+from blender_scene import BLENDER
+
 START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
 
 

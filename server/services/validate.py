@@ -46,7 +46,7 @@ def name_field() -> Field:
     return Field(str, nonempty=True)
 
 
-FRAME = Field(int, -MAX_FRAME, MAX_FRAME)
+FRAME = Field(int, 0, MAX_FRAME)  # Blender reads a negative -s/-e as relative to the end
 JOB_FIELDS: dict[str, Field] = {
     "name": Field(str),
     "blend_file": Field(str, nonempty=True),

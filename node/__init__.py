@@ -1,0 +1,1 @@
+"""The brender render node."""

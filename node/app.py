@@ -1,0 +1,112 @@
+"""One render node: the connection, the order handler and the runner, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psutil
+
+from brender.node import messages, sysinfo
+from brender.node.chunk import Runner
+from brender.node.config import NodeConfig
+from brender.node.connection import Connection
+from brender.node.errors import NodeError, Unauthorized
+from brender.node.orders import OrderHandler
+from brender.node.runner import BlenderRunner
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNAUTHORIZED = 3
+
+SHUTDOWN_FLUSH = 1.0
+"""Seconds a stopping node gives the master to read its last frame reports."""
+
+
+async def run_node(
+    config: NodeConfig, stop: asyncio.Event | None = None, runner: Runner | None = None
+) -> int:
+    """Serve the master until `stop` is set; the process exit code.
+
+    Returns `EXIT_UNAUTHORIZED` when the master refuses the token (retrying is pointless) and
+    `EXIT_CONFIG` when Blender or the work dir is unusable. `runner` replaces the default
+    one-Blender-per-chunk `BlenderRunner`.
+    """
+    try:
+        version = config.blender_version
+        if version is None:
+            version = await asyncio.to_thread(sysinfo.blender_version, config.blender)
+        node_id = await asyncio.to_thread(sysinfo.node_id, config.work_dir)
+    except NodeError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    psutil.cpu_percent(interval=None)  # so `system info` measures from now, without blocking
+    if stop is None:
+        stop = asyncio.Event()
+    if runner is None:
+        runner = BlenderRunner(
+            config.blender,
+            threads=config.threads,
+            cwd=config.work_dir,
+            silence_timeout=config.silence_timeout,
+        )
+    orders: OrderHandler | None = None
+
+    def hello() -> dict[str, Any]:
+        running = orders.chunk_id if orders is not None else None
+        unreported = connection.pending_chunk_id()
+        chunk = None
+        if running is not None:
+            chunk = messages.chunk_state(running, True)
+        elif unreported is not None:
+            chunk = messages.chunk_state(unreported, False)
+        return messages.hello(
+            node_id=node_id,
+            name=config.name,
+            hostname=sysinfo.hostname(),
+            mac_address=sysinfo.mac_address(),
+            cpus=sysinfo.cpu_count(),
+            memory=psutil.virtual_memory().total,
+            blender_version=version,
+            token=config.token,
+            chunk=chunk,
+        )
+
+    def on_order(message: dict[str, Any]) -> None:
+        assert orders is not None
+        orders.handle(message)
+
+    connection = Connection(
+        config.host, config.port, hello=hello, on_order=on_order, max_backoff=config.max_backoff
+    )
+    orders = OrderHandler(connection, runner, version)
+    log.info("node %s (%s) serving the master at %s", config.name, node_id, config.master)
+
+    serving = asyncio.create_task(connection.run(), name="connection")
+    stopping = asyncio.create_task(stop.wait(), name="stop")
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    code = EXIT_OK
+    if serving.done():
+        error = serving.exception()
+        if isinstance(error, Unauthorized):
+            log.error("%s; check --token / BRENDER_TOKEN", error)
+            code = EXIT_UNAUTHORIZED
+        else:
+            log.error("the connection to the master ended: %r", error)
+            code = EXIT_FAILED
+    else:
+        log.info("stopping")
+    stopping.cancel()
+    await orders.shutdown()
+    if not serving.done():
+        if connection.connected:
+            await connection.settle(SHUTDOWN_FLUSH)
+        serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await serving
+    return code

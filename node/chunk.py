@@ -1,0 +1,60 @@
+"""A chunk as any runner sees it: the order in, the events and the result out.
+
+These types are all the rest of the node knows about rendering, so a different runner (a
+warm Blender that keeps the file loaded between chunks) only has to implement `Runner`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from brender.node.blender_log import Event
+
+
+@dataclass(frozen=True)
+class RenderOrder:
+    """What to render: the fields of a `render` order, validated."""
+
+    chunk_id: int
+    blend_file: str
+    frames: tuple[int, ...]
+    output: str | None = None
+    format: str | None = None
+    job_id: int | None = None
+    timeout: float | None = None
+    """Seconds Blender may print nothing before it is killed as hung (None: no limit)."""
+
+
+@dataclass
+class ChunkResult:
+    """How a chunk ended; the body of `chunk_done`."""
+
+    ok: bool
+    exit_code: int | None
+    canceled: bool = False
+    frames_done: list[int] = field(default_factory=list)
+    error: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+
+
+EventCallback = Callable[[Event], None]
+
+
+class Runner(Protocol):
+    """Anything that renders chunks, one at a time."""
+
+    async def run(self, order: RenderOrder, on_event: EventCallback) -> ChunkResult:
+        """Render `order`, calling `on_event` as each frame starts and is saved."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the chunk being run (or about to start); `run` then returns `canceled`."""
+        ...
+
+
+def is_contiguous(frames: Sequence[int]) -> bool:
+    """True when the frames, in the given order, are first, first+1, …, last."""
+    return all(b == a + 1 for a, b in itertools.pairwise(frames))

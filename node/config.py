@@ -1,0 +1,121 @@
+"""The node's settings: flags, then environment (`BRENDER_*`), then defaults."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from brender import wire
+from brender.node.errors import NodeError
+
+DEFAULT_MASTER = f"127.0.0.1:{wire.DEFAULT_TCP_PORT}"
+
+
+@dataclass
+class NodeConfig:
+    """Everything `run_node` needs."""
+
+    blender: str
+    work_dir: Path
+    name: str
+    host: str = "127.0.0.1"
+    port: int = wire.DEFAULT_TCP_PORT
+    token: str | None = None
+    threads: int | None = None
+    max_backoff: float = 5.0
+    silence_timeout: float | None = None
+    blender_version: str | None = None
+    """Known already (the CLI checked it); None makes `run_node` ask Blender."""
+
+    @property
+    def master(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_master(text: str) -> tuple[str, int]:
+    """`host:port`, `host`, `[::1]:6000` or `[::1]` as (host, port)."""
+    text = text.strip()
+    port_text = ""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise NodeError(f"bad master address {text!r}: expected [IPv6]:PORT")
+        port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host = text  # a bare name, IPv4 or unbracketed IPv6 address
+    if not host:
+        raise NodeError(f"bad master address {text!r}: no host")
+    if not port_text:
+        return host, wire.DEFAULT_TCP_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise NodeError(f"bad master address {text!r}: port must be 1-65535")
+    return host, int(port_text)
+
+
+def default_work_dir() -> Path:
+    return Path(platformdirs.user_data_dir("brender")) / "node"
+
+
+def find_blender(value: str | None) -> str:
+    """The Blender executable to run: as given, or `blender` looked up on PATH."""
+    if value and (os.sep in value or (os.altsep and os.altsep in value)):
+        return value
+    name = value or "blender"
+    found = shutil.which(name)
+    if found is None:
+        raise NodeError(
+            f"cannot run Blender at {name!r}: not found on PATH (use --blender or BRENDER_BLENDER)"
+        )
+    return found
+
+
+def _number(value: str, what: str, kind: type[int] | type[float]) -> float:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise NodeError(f"{what} must be a number, not {value!r}") from None
+    if number < 0:
+        raise NodeError(f"{what} must not be negative")
+    return number
+
+
+def resolve(
+    *,
+    environ: Mapping[str, str],
+    master: str | None = None,
+    blender: str | None = None,
+    name: str | None = None,
+    work_dir: str | None = None,
+    token: str | None = None,
+    threads: str | None = None,
+    max_backoff: str | None = None,
+    silence_timeout: str | None = None,
+) -> NodeConfig:
+    """Flags (the arguments) win over the environment, which wins over the defaults."""
+    host, port = parse_master(master or environ.get("BRENDER_MASTER") or DEFAULT_MASTER)
+    threads_text = threads or environ.get("BRENDER_THREADS")
+    backoff = _number(max_backoff, "--max-backoff", float) if max_backoff else 5.0
+    if backoff < 0.5:
+        raise NodeError("--max-backoff must be at least 0.5 seconds")
+    silence = _number(silence_timeout, "--silence-timeout", float) if silence_timeout else 0
+    return NodeConfig(
+        blender=find_blender(blender or environ.get("BRENDER_BLENDER")),
+        work_dir=Path(work_dir or environ.get("BRENDER_WORK_DIR") or default_work_dir())
+        .expanduser()
+        .absolute(),
+        name=name or environ.get("BRENDER_NODE_NAME") or socket.gethostname(),
+        host=host,
+        port=port,
+        token=token or environ.get("BRENDER_TOKEN") or None,
+        threads=int(_number(threads_text, "threads", int)) if threads_text else None,
+        max_backoff=backoff,
+        silence_timeout=silence or None,
+    )

@@ -1,0 +1,237 @@
+"""The node's link to the master: hello/welcome, reconnect with backoff, heartbeat, outbox.
+
+Orders are handed to `on_order` as they arrive. `frame` and `chunk_done` reports go through
+the `Outbox` (they survive disconnects); everything else is sent now or dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from brender import wire
+from brender.node import messages
+from brender.node.errors import NodeError, Unauthorized
+from brender.node.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+FIRST_BACKOFF = 0.5
+CONNECT_TIMEOUT = 10.0
+WELCOME_TIMEOUT = 30.0
+MAX_EARLY = 100
+"""Orders the master may send before its `welcome` (they are served right after it)."""
+
+
+def jittered(delay: float) -> float:
+    """`delay` ± 25 %, so a farm of nodes does not reconnect in lockstep."""
+    return delay * random.uniform(0.75, 1.25)
+
+
+class Connection:
+    """Keeps one connection to the master alive and hands each order to `on_order`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        hello: Callable[[], Message],
+        on_order: Callable[[Message], None],
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.max_backoff = max_backoff
+        self.client_id: int | None = None
+        self._hello = hello
+        self._on_order = on_order
+        self._writer: asyncio.StreamWriter | None = None
+        self._outbox = Outbox()
+        self._welcomed = False
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        """Welcomed by the master and not lost since."""
+        return self._writer is not None
+
+    def send(self, message: Message) -> None:
+        """Send now if connected, else drop: for answers that are stale a moment later."""
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(wire.encode(message))
+
+    def queue(self, message: Message) -> None:
+        """Send in order, now or after the next welcome; kept until the master read it."""
+        self._outbox.put(message)
+
+    def pending_chunk_id(self) -> int | None:
+        """The chunk of the oldest report the master has not read yet, if any."""
+        return self._outbox.first_chunk_id()
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until the master has read every queued report (or `timeout`)."""
+        try:
+            await asyncio.wait_for(self._outbox.settled.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Connect, serve, reconnect, forever; raises `Unauthorized` if the token is refused."""
+        delay = FIRST_BACKOFF
+        reported = False
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port, limit=wire.MAX_LINE),
+                    CONNECT_TIMEOUT,
+                )
+            except (OSError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+                (log.debug if reported else log.warning)(
+                    "cannot reach the master at %s (%s); retrying", self.address, reason
+                )
+                reported = True
+            else:
+                self._welcomed = False
+                try:
+                    await self._serve(reader, writer)
+                except Unauthorized:
+                    raise
+                except (OSError, EOFError, TimeoutError, NodeError, wire.WireError) as exc:
+                    log.warning("connection to the master at %s lost: %s", self.address, exc)
+                except Exception:
+                    log.exception("connection to the master at %s failed", self.address)
+                finally:
+                    await self._close(writer)
+                if self._welcomed:
+                    delay, reported = FIRST_BACKOFF, False
+            await asyncio.sleep(jittered(delay))
+            delay = min(delay * 2, self.max_backoff)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(wire.encode(self._hello()))
+        await writer.drain()
+        answer, early = await asyncio.wait_for(self._handshake(reader), WELCOME_TIMEOUT)
+        self.client_id = answer.get("client_id")
+        heartbeat = answer.get("heartbeat")
+        heartbeat = float(heartbeat) if isinstance(heartbeat, int | float) and heartbeat > 0 else 0
+        log.info("connected to the master at %s as client %s", self.address, self.client_id)
+        self._welcomed = True
+        self._writer = writer
+        self._outbox.ready.set()
+        for message in early:
+            self._dispatch(message)
+        tasks = [
+            asyncio.create_task(self._read_loop(reader, heartbeat)),
+            asyncio.create_task(self._flush_loop(writer)),
+        ]
+        if heartbeat:
+            tasks.append(asyncio.create_task(self._ping_loop(heartbeat)))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            self._writer = None
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._outbox.connection_lost()
+
+    async def _handshake(self, reader: asyncio.StreamReader) -> tuple[Message, list[Message]]:
+        """The master's `welcome`, and any order it sent before it (served after it)."""
+        early: list[Message] = []
+        while True:
+            answer = await self._read(reader)
+            if answer is None:
+                raise NodeError("the master closed the connection before its welcome")
+            kind = answer.get("type")
+            if kind == "welcome":
+                return answer, early
+            if kind == "error":
+                text = f"{answer.get('code')}: {answer.get('message')}"
+                if answer.get("code") == "unauthorized":
+                    raise Unauthorized(f"the master at {self.address} refused us: {text}")
+                raise NodeError(f"the master refused us ({text})")
+            if len(early) >= MAX_EARLY:
+                raise NodeError(f"no 'welcome' from the master, got {kind!r}")
+            early.append(answer)
+
+    async def _read(self, reader: asyncio.StreamReader) -> Message | None:
+        """The next JSON line (console text skipped); None at end of stream."""
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return None
+            except asyncio.LimitOverrunError:
+                raise NodeError(f"the master sent a line over {wire.MAX_LINE} bytes") from None
+            if not line.lstrip().startswith(b"{"):
+                continue
+            try:
+                return wire.decode(line)
+            except wire.WireError as exc:
+                log.warning("ignoring a bad line from the master: %s", exc.message)
+
+    async def _read_loop(self, reader: asyncio.StreamReader, heartbeat: float) -> None:
+        # We ping every heartbeat and the master answers at once: this long a silence is a
+        # dead link (a master host that vanished without closing the socket).
+        timeout = max(4 * heartbeat, 15.0) if heartbeat else None
+        while True:
+            try:
+                message = await asyncio.wait_for(self._read(reader), timeout)
+            except TimeoutError:
+                raise NodeError(f"no word from the master for {timeout:g} s") from None
+            if message is None:
+                raise EOFError("the master closed the connection")
+            self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "ping":
+            self.send(messages.pong(message.get("t")))
+        elif kind == "pong":
+            self._outbox.pong(message.get("t"))
+        elif kind == "error":
+            log.warning("the master says: %s: %s", message.get("code"), message.get("message"))
+        else:
+            self._on_order(message)
+
+    async def _flush_loop(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await self._outbox.ready.wait()
+            self._outbox.ready.clear()
+            wrote = False
+            while (message := self._outbox.take()) is not None:
+                writer.write(wire.encode(message))
+                wrote = True
+                await writer.drain()
+            if wrote:
+                self._ping()  # its pong tells us the master has read all of the above
+
+    async def _ping_loop(self, heartbeat: float) -> None:
+        while True:
+            await asyncio.sleep(heartbeat)
+            self._ping()
+
+    def _ping(self) -> None:
+        if self._writer is None:
+            return
+        self.send(messages.ping(self._outbox.ping_time()))
+
+    @staticmethod
+    async def _close(writer: asyncio.StreamWriter) -> None:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)

@@ -1,0 +1,107 @@
+"""`brender-node`: the command line of a render node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from brender import __version__
+from brender.node import sysinfo
+from brender.node.app import EXIT_CONFIG, run_node
+from brender.node.config import DEFAULT_MASTER, NodeConfig, resolve
+from brender.node.errors import NodeError
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+Each flag falls back to an environment variable (BRENDER_MASTER, BRENDER_BLENDER,
+BRENDER_NODE_NAME, BRENDER_WORK_DIR, BRENDER_TOKEN, BRENDER_THREADS), then to its default.
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 bad settings or unusable
+Blender, 3 the master refused the token.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brender-node",
+        description="A brender render node: takes chunks from the master and renders them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add(
+        "--master", metavar="HOST:PORT", help=f"the master's TCP address (default {DEFAULT_MASTER})"
+    )
+    add("--blender", metavar="PATH", help="the Blender executable (default: blender on PATH)")
+    add("--name", help="this node's name on the farm (default: the host name)")
+    add("--work-dir", metavar="DIR", help="where the node keeps its id and runs Blender")
+    add("--token", help="the farm's token, when the master has one")
+    add("--threads", metavar="N", help="render threads for Blender (-t; default: all)")
+    add("--max-backoff", metavar="SECONDS", help="longest wait between reconnects (default 5)")
+    add(
+        "--silence-timeout",
+        metavar="SECONDS",
+        help="kill a Blender that prints nothing for this long (default: never)",
+    )
+    add("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    add("--version", action="version", version=f"brender-node {__version__}")
+    return parser
+
+
+def _configure(args: argparse.Namespace) -> NodeConfig:
+    config = resolve(
+        environ=os.environ,
+        master=args.master,
+        blender=args.blender,
+        name=args.name,
+        work_dir=args.work_dir,
+        token=args.token,
+        threads=args.threads,
+        max_backoff=args.max_backoff,
+        silence_timeout=args.silence_timeout,
+    )
+    config.blender_version = sysinfo.blender_version(config.blender)
+    try:
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NodeError(f"cannot use the work dir {config.work_dir}: {exc.strerror}") from None
+    return config
+
+
+async def _serve(config: NodeConfig) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return await run_node(config, stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = getattr(logging, str(args.log_level).upper(), None)
+    if not isinstance(level, int):
+        print(f"brender-node: unknown log level {args.log_level!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        config = _configure(args)
+    except NodeError as exc:
+        print(f"brender-node: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(
+        f"brender-node: {config.name} (Blender {config.blender_version}) -> {config.master},"
+        f" work dir {config.work_dir}",
+        flush=True,
+    )
+    return asyncio.run(_serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

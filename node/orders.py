@@ -1,0 +1,152 @@
+"""What the node does with each order from the master: render, cancel, system."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
+
+from brender.node import messages, sysinfo
+from brender.node.blender_log import Event, FrameSaved, FrameStarted
+from brender.node.chunk import ChunkResult, RenderOrder, Runner, is_contiguous
+from brender.node.errors import NodeError
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+
+class Outlet(Protocol):
+    """Where responses go (the `Connection`)."""
+
+    def send(self, message: Message) -> None: ...
+
+    def queue(self, message: Message) -> None: ...
+
+
+class OrderHandler:
+    """Runs one chunk at a time and answers the master's orders."""
+
+    def __init__(self, outlet: Outlet, runner: Runner, blender_version: str) -> None:
+        self._outlet = outlet
+        self._runner = runner
+        self._blender_version = blender_version
+        self._order: RenderOrder | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._shutting_down = False
+
+    @property
+    def chunk_id(self) -> int | None:
+        """The chunk being rendered, or None when idle."""
+        return self._order.chunk_id if self._order is not None else None
+
+    def handle(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "render":
+            self._render(message)
+        elif kind == "cancel":
+            self._cancel(message)
+        elif kind == "system":
+            self._system(message)
+        else:
+            log.warning("ignoring an order of unknown type %r", kind)
+
+    def _render(self, message: Message) -> None:
+        chunk_id = message.get("chunk_id")
+        if self._order is not None and chunk_id == self._order.chunk_id:
+            # The master sent this chunk again (e.g. after a reconnect): we are on it already,
+            # and "rejected" would make it requeue the chunk we are rendering.
+            log.info("chunk %s: already rendering it", chunk_id)
+            return
+        if self._order is not None:
+            reason = f"busy with chunk {self._order.chunk_id}"
+            log.info("rejecting chunk %s: %s", chunk_id, reason)
+            self._outlet.send(messages.rejected(chunk_id, reason))
+            return
+        if self._shutting_down:
+            self._outlet.send(messages.rejected(chunk_id, "the node is shutting down"))
+            return
+        try:
+            order = messages.parse_render(message)
+        except NodeError as exc:
+            log.warning("rejecting chunk %s: invalid render order: %s", chunk_id, exc)
+            self._outlet.send(messages.rejected(chunk_id, f"invalid render order: {exc}"))
+            return
+        log.info("chunk %d: frames %s of %s", order.chunk_id, _frames(order), order.blend_file)
+        self._order = order
+        self._task = asyncio.create_task(self._run(order), name=f"chunk-{order.chunk_id}")
+
+    async def _run(self, order: RenderOrder) -> None:
+        def on_event(event: Event) -> None:
+            if isinstance(event, FrameStarted):
+                self._outlet.send(messages.progress(order.chunk_id, event.frame))
+            elif isinstance(event, FrameSaved):
+                log.info(
+                    "chunk %d: frame %d saved to %s in %.2f s",
+                    order.chunk_id,
+                    event.frame,
+                    event.path,
+                    event.render_time,
+                )
+                self._outlet.queue(messages.frame(order.chunk_id, event))
+
+        try:
+            result = await self._runner.run(order, on_event)
+        except Exception as exc:
+            log.exception("chunk %d: the runner failed", order.chunk_id)
+            result = ChunkResult(False, None, error=f"the node failed to run Blender: {exc}")
+        finally:
+            self._order = self._task = None
+        if self._shutting_down:
+            # Say nothing: the master requeues the unfinished frames when we disconnect, and
+            # "canceled" would wrongly tell it someone canceled the chunk.
+            log.info("chunk %d: stopped because the node is shutting down", order.chunk_id)
+            return
+        if result.ok:
+            log.info("chunk %d done: frames %s", order.chunk_id, _frames(order))
+        self._outlet.queue(messages.chunk_done(order.chunk_id, result))
+
+    def _cancel(self, message: Message) -> None:
+        chunk_id = message.get("chunk_id")
+        if self._order is None or chunk_id != self._order.chunk_id:
+            log.info("ignoring cancel of chunk %s: not running it", chunk_id)
+            return
+        log.info("chunk %s: canceled by the master", chunk_id)
+        self._runner.cancel()
+
+    def _system(self, message: Message) -> None:
+        command = message.get("command")
+        request = message.get("request")
+        if command == "mac_address":
+            data: Message = {"mac_address": sysinfo.mac_address()}
+        elif command == "memory":
+            data = sysinfo.memory()
+        elif command == "info":
+            data = sysinfo.info(self._blender_version, self.chunk_id)
+        else:
+            error = f"unknown system command {command!r}"
+            self._outlet.send(messages.system(command, request, None, error))
+            return
+        self._outlet.send(messages.system(command, request, data))
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop taking orders and kill the running Blender, if any."""
+        self._shutting_down = True
+        task = self._task
+        if task is None:
+            return
+        self._runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        if not task.done():
+            task.cancel()  # the runner's own cleanup SIGKILLs the process group
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _frames(order: RenderOrder) -> str:
+    frames = order.frames
+    if len(frames) > 1 and is_contiguous(frames):
+        return f"{frames[0]}-{frames[-1]}"
+    return ",".join(str(f) for f in frames)

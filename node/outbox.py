@@ -1,0 +1,96 @@
+"""The in-order outbox of `frame` and `chunk_done` reports, which survives disconnects.
+
+A report leaves the outbox for good only once the master has shown it read it: it answered a
+`ping` sent after the report (TCP keeps the order, and the master answers pings at once).
+Until then a lost connection puts it back at the front, so nothing written into a dying
+socket is lost; the master ignores the duplicates this can make.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+MAX_UNCONFIRMED = 10_000
+MAX_PINGS = 100
+
+
+class Outbox:
+    """Reports waiting to be written, and written ones waiting for the master's pong."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[Message] = deque()
+        self._unconfirmed: deque[tuple[int, Message]] = deque()
+        self._pings: dict[float, int] = {}
+        self._seq = 0
+        self._last_t = 0.0
+        self.ready = asyncio.Event()
+        """Set when there is something to write."""
+        self.settled = asyncio.Event()
+        """Set when the master has read every report."""
+        self.settled.set()
+
+    def put(self, message: Message) -> None:
+        self._waiting.append(message)
+        self.settled.clear()
+        self.ready.set()
+
+    def take(self) -> Message | None:
+        """The next report to write; it stays unconfirmed until a later ping is answered."""
+        if not self._waiting:
+            return None
+        message = self._waiting.popleft()
+        self._seq += 1
+        self._unconfirmed.append((self._seq, message))
+        if len(self._unconfirmed) > MAX_UNCONFIRMED:
+            self._unconfirmed.popleft()
+        return message
+
+    def ping_time(self) -> float:
+        """A unique `t` for a ping; its pong confirms every report taken before it."""
+        t = max(time.time(), self._last_t + 1e-6)
+        self._last_t = t
+        self._pings[t] = self._seq
+        while len(self._pings) > MAX_PINGS:
+            del self._pings[next(iter(self._pings))]
+        return t
+
+    def pong(self, t: Any) -> None:
+        """The master answered the ping `t`: it has read everything taken before it."""
+        if not isinstance(t, int | float) or t not in self._pings:
+            return
+        seq = self._pings[t]
+        for older in [key for key in self._pings if key <= t]:
+            del self._pings[older]
+        while self._unconfirmed and self._unconfirmed[0][0] <= seq:
+            self._unconfirmed.popleft()
+        if not self._unconfirmed and not self._waiting:
+            self.settled.set()
+
+    def connection_lost(self) -> None:
+        """Put what the master may not have read back at the front, in order."""
+        if self._unconfirmed:
+            log.info("will resend %d report(s) the master may not have read", len(self))
+        self._waiting.extendleft(message for _, message in reversed(self._unconfirmed))
+        self._unconfirmed.clear()
+        self._pings.clear()
+        if self._waiting:
+            self.ready.set()
+
+    def first_chunk_id(self) -> int | None:
+        """The chunk of the oldest report the master has not confirmed, if any."""
+        if self._unconfirmed:
+            return int(self._unconfirmed[0][1]["chunk_id"])
+        if self._waiting:
+            return int(self._waiting[0]["chunk_id"])
+        return None
+
+    def __len__(self) -> int:
+        return len(self._waiting) + len(self._unconfirmed)

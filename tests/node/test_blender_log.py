@@ -1,0 +1,198 @@
+"""The pure Blender output parser, on a recorded Blender 3.4.1 log and on synthetic lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from brender.node.blender_log import (
+    ErrorLine,
+    FraLine,
+    FrameSaved,
+    FrameStarted,
+    LogTracker,
+    SavedLine,
+    TimeLine,
+    parse_duration,
+    parse_line,
+)
+
+RECORDED = Path(__file__).parent.parent / "data" / "blender-3.4-two-frames.log"
+
+
+def feed_all(tracker: LogTracker, lines: list[str], step: float = 0.01) -> list[object]:
+    events: list[object] = []
+    for i, line in enumerate(lines):
+        events += tracker.feed(line, i * step)
+    events += tracker.finish(len(lines) * step)
+    return events
+
+
+def test_recorded_log_two_frames() -> None:
+    lines = RECORDED.read_text().splitlines()
+    tracker = LogTracker([1, 2])
+    events = feed_all(tracker, lines)
+    assert events == [
+        FrameStarted(1),
+        FrameSaved(1, "/tmp/bt/out/0001.png", 0.44),
+        FrameStarted(2),
+        FrameSaved(2, "/tmp/bt/out/0002.png", 0.01),
+    ]
+    assert tracker.frames_saved == [1, 2]
+    assert tracker.first_error is None
+
+
+def test_recorded_log_lines() -> None:
+    lines = RECORDED.read_text().splitlines()
+    parsed = [parse_line(line) for line in lines]
+    fra = [p for p in parsed if isinstance(p, FraLine)]
+    assert {p.frame for p in fra} == {1, 2}
+    assert fra[0] == FraLine(1, 0.0)
+    assert FraLine(1, 0.13) in fra
+    assert [p for p in parsed if isinstance(p, SavedLine)] == [
+        SavedLine("/tmp/bt/out/0001.png"),
+        SavedLine("/tmp/bt/out/0002.png"),
+    ]
+    assert [p for p in parsed if isinstance(p, TimeLine)] == [
+        TimeLine(0.44, 0.29),
+        TimeLine(0.01, 0.0),
+    ]
+    assert parse_line("Blender quit") is None
+    assert parse_line("Read blend: /tmp/bt/scene.blend") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "seconds", "saving"),
+    [
+        (" Time: 00:00.44 (Saving: 00:00.29)", 0.44, 0.29),  # Blender 3.x
+        ("Time: 00:00.44 (Saving: 00:00.29)", 0.44, 0.29),  # Blender 4.x
+        ("Time: 01:02.50 (Saving: 00:01.00)", 62.5, 1.0),
+        ("Time: 1:02:03.25 (Saving: 00:00.10)", 3723.25, 0.1),
+        ("Time: 00:03.00", 3.0, None),
+        ("Time: 00:00.44 (Saving: 00:00.29)\r\n", 0.44, 0.29),
+    ],
+)
+def test_time_lines(line: str, seconds: float, saving: float | None) -> None:
+    event = parse_line(line)
+    assert isinstance(event, TimeLine)
+    assert event.seconds == pytest.approx(seconds)
+    assert event.saving == (None if saving is None else pytest.approx(saving))
+
+
+def test_durations() -> None:
+    assert parse_duration("00:00.13") == pytest.approx(0.13)
+    assert parse_duration("12:34.56") == pytest.approx(754.56)
+    assert parse_duration("2:00:00.00") == pytest.approx(7200.0)
+    assert parse_duration("7.5") == pytest.approx(7.5)
+    assert parse_duration("a:b") is None
+    assert parse_duration("1:2:3:4") is None
+
+
+def test_fra_line_fields() -> None:
+    line = (
+        "Fra:250 Mem:10.11M (Peak 10.83M) | Time:01:02:03.04 | Remaining:00:00.00 "
+        "| Mem:0.90M, Peak:0.90M | Scene, ViewLayer | Sample 1/4"
+    )
+    event = parse_line(line)
+    assert event == FraLine(250, pytest.approx(3723.04))
+    assert parse_line("Fra:7 Mem:1.00M (Peak 1.00M) | Rendering") == FraLine(7, None)
+
+
+def test_error_lines() -> None:
+    missing = parse_line("Error: Cannot read file '/x/a.blend': No such file or directory")
+    assert missing == ErrorLine(
+        "Error: Cannot read file '/x/a.blend': No such file or directory", True
+    )
+    for fatal in (
+        "Error: File format is not supported in file '/tmp/bad.blend'",
+        "Error: Cannot render, no camera",
+        "Error: Build without OpenImageDenoiser",
+    ):
+        assert parse_line(fatal) == ErrorLine(fatal, True)
+    soft = "Error: Format from '-F / --render-format' not known or not compiled in this release."
+    assert parse_line(soft) == ErrorLine(soft, False)
+    assert parse_line("No device available to denoise on") is None
+
+
+def test_first_error_is_kept() -> None:
+    tracker = LogTracker([1])
+    feed_all(
+        tracker,
+        [
+            "Blender 3.4.1",
+            "Error: Format from '-F / --render-format' not known",
+            "Error: Cannot render, no camera",
+        ],
+    )
+    assert tracker.first_error == "Error: Format from '-F / --render-format' not known"
+    assert tracker.fatal_error == "Error: Cannot render, no camera"
+
+
+def test_blender_4_log_without_leading_space() -> None:
+    lines = [
+        "Blender 4.2.0 (hash a51f293548ad built 2024-07-16 06:29:35)",
+        "Fra:3 Mem:20.00M (Peak 20.00M) | Time:00:00.10 | Rendering 1 / 64 samples",
+        "Fra:3 Mem:20.00M (Peak 20.00M) | Time:00:01.70 | Rendering 64 / 64 samples",
+        'Saved: "/renders/sh010/0003.exr"',
+        "Time: 00:01.90 (Saving: 00:00.20)",
+        "",
+        "Fra:4 Mem:20.00M (Peak 20.00M) | Time:00:00.10 | Rendering 1 / 64 samples",
+        "Saved: '/renders/sh010/0004.exr'",
+        "Time: 1:00:02.00 (Saving: 00:00.20)",
+    ]
+    events = feed_all(LogTracker([3, 4]), lines)
+    assert events == [
+        FrameStarted(3),
+        FrameSaved(3, "/renders/sh010/0003.exr", 1.9),
+        FrameStarted(4),
+        FrameSaved(4, "/renders/sh010/0004.exr", 3602.0),
+    ]
+
+
+def test_save_without_time_line_is_released_by_next_frame_and_end() -> None:
+    tracker = LogTracker([1, 2])
+    assert tracker.feed("Fra:1 Mem:1M | Time:00:00.00 | Sync", 10.0) == [FrameStarted(1)]
+    assert tracker.feed("Saved: '/o/0001.png'", 12.5) == []  # held for a Time: line
+    assert tracker.feed("Fra:2 Mem:1M | Time:00:00.00 | Sync", 12.6) == [
+        FrameSaved(1, "/o/0001.png", 2.5),  # wall clock: first Fra:1 to Saved
+        FrameStarted(2),
+    ]
+    assert tracker.feed("Saved: '/o/0002.png'", 13.0) == []
+    assert tracker.finish(13.1) == [FrameSaved(2, "/o/0002.png", 0.4)]
+
+
+def test_zero_blender_time_falls_back_to_wall_clock() -> None:
+    tracker = LogTracker([5])
+    tracker.feed("Fra:5 Mem:1M | Time:00:00.00 | Sync", 1.0)
+    tracker.feed("Saved: '/o/0005.png'", 1.004)
+    events = tracker.feed(" Time: 00:00.00 (Saving: 00:00.00)", 1.005)
+    assert len(events) == 1
+    saved = events[0]
+    assert isinstance(saved, FrameSaved)
+    assert 0 < saved.render_time < 0.01
+
+
+def test_saves_without_fra_lines_follow_the_ordered_frames() -> None:
+    tracker = LogTracker([4, 6, 9], start=0.0)
+    events = feed_all(tracker, ["Saved: '/o/a.png'", "Saved: '/o/b.png'", "Saved: '/o/c.png'"])
+    assert [(e.frame, e.path) for e in events if isinstance(e, FrameSaved)] == [
+        (4, "/o/a.png"),
+        (6, "/o/b.png"),
+        (9, "/o/c.png"),
+    ]
+
+
+def test_second_view_of_a_frame_is_not_a_second_frame() -> None:
+    tracker = LogTracker([1, 2])
+    events = feed_all(
+        tracker,
+        [
+            "Fra:1 Mem:1M | Time:00:00.00 | Sync",
+            "Saved: '/o/0001_L.png'",
+            "Saved: '/o/0001_R.png'",
+            " Time: 00:00.50 (Saving: 00:00.01)",
+        ],
+    )
+    assert [e for e in events if isinstance(e, FrameSaved)] == [FrameSaved(1, "/o/0001_L.png", 0.5)]
+    assert tracker.frames_saved == [1]
