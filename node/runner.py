@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shlex
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +30,18 @@ MAX_TAIL_LINE = 2000
 """Characters kept of one log-tail line, so a `chunk_done` always fits in one wire line."""
 
 READ_SIZE = 64 * 1024
+
+
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, Blender gets SIGKILL if the node dies (even by
+    kill -9), so a lost node never leaves a Blender rendering behind. Only a plain libc call
+    here (libc was loaded in the parent), as a forked child of a threaded process must."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def build_command(blender: str, order: RenderOrder, threads: int | None = None) -> list[str]:
@@ -124,6 +138,7 @@ class BlenderRunner:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
                 cwd=self.cwd,
                 limit=READ_SIZE * 16,
             )

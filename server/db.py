@@ -12,7 +12,15 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_operations
 
 from brender.server.errors import FarmError
-from brender.server.models import ALL_MODELS, Blocklist, Frame, Job, SchemaVersion, database
+from brender.server.models import (
+    ALL_MODELS,
+    Blocklist,
+    Chunk,
+    Frame,
+    Job,
+    SchemaVersion,
+    database,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +43,13 @@ def _v1_baseline(db: pw.Database) -> None:
 
 
 def _v2_faults(db: pw.Database) -> None:
-    """Per-job hang timeout, a failed frame's log tail, and the per-job node blocklist."""
+    """Per-job hang timeout, a failed frame's log tail, the node a chunk last failed on, and
+    the per-job node blocklist."""
     migrator = SchemaMigrator.from_database(db)
     apply_operations(
         migrator.add_column(Job._meta.table_name, "timeout", Job.timeout),
         migrator.add_column(Frame._meta.table_name, "log_tail", Frame.log_tail),
+        migrator.add_column(Chunk._meta.table_name, "failed_client", Chunk.failed_client),
     )
     db.create_tables([Blocklist])
 

@@ -82,9 +82,7 @@ class Farm:
         else:
             if isinstance(held_id, int):
                 # After the welcome, which the caller sends when this returns.
-                IOLoop.current().add_callback(
-                    session.send, {"type": "cancel", "chunk_id": held_id}
-                )
+                IOLoop.current().add_callback(session.send, {"type": "cancel", "chunk_id": held_id})
             work.requeue_client(client.id, "node reconnected without this chunk")
         log.info("client %d (%s) online from %s", client.id, client.name, session.address)
         self.emit("client", {"id": client.id})
@@ -99,8 +97,9 @@ class Farm:
         del self.sessions[cid]
         self.idle.pop(cid, None)
         clients.set_offline(cid)
-        if not session.replaced and work.requeue_client(cid, reason):
-            self.kick()
+        if not session.replaced:
+            work.requeue_client(cid, reason)
+        self.kick()  # its work is back, and chunks kept from other nodes for it may go now
         log.info("client %d (%s) offline: %s", cid, session.name, reason)
         self.emit("client", {"id": cid})
 
@@ -156,7 +155,9 @@ class Farm:
                 continue
             order = work.claim_next(cid)
             if order is None:
-                return
+                if not work.has_queued_work():
+                    return  # nothing for anyone: no need to ask for each idle node
+                continue  # nothing this node may take (blocklist, a chunk it just failed)
             del self.idle[cid]
             session.chunk_id = order["chunk_id"]
             session.send(order)

@@ -110,6 +110,7 @@ class Chunk(BaseModel):
     status = pw.CharField(default=ChunkStatus.QUEUED.value)
     client = pw.ForeignKeyField(Client, null=True, on_delete="SET NULL")
     client_id: int | None
+    failed_client = pw.IntegerField(null=True)  # the node it last failed on: others go first
     attempts = pw.IntegerField(default=0)
     exit_code = pw.IntegerField(null=True)
     error = pw.TextField(default="")

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from brender.server.models import Chunk, Frame, Job, database, now, tuples
+from peewee import fn
+
+from brender.server.models import Blocklist, Chunk, Client, Frame, Job, database, now, tuples
 from brender.server.services import blocklist, jobs
 from brender.server.states import (
     JOB_DISPATCHABLE,
     ChunkStatus,
+    ClientStatus,
     FrameStatus,
     JobStatus,
     check_chunk_move,
@@ -27,8 +30,21 @@ UNFINISHED = (FrameStatus.QUEUED.value, FrameStatus.RENDERING.value)
 
 def may_take(client_id: int) -> Any:
     """Which chunks this node may render, as a query condition: the one place such rules go
-    (the per-job blocklist now; tags and GPUs later)."""
-    return Job.id.not_in(blocklist.blocked_jobs(client_id))
+    (tags and GPUs later). Now: not a job the node is blocklisted for, and not a chunk that
+    just failed on it while another online, enabled, unblocked node could try it instead."""
+    other = Client.alias()
+    elsewhere = other.select(other.id).where(
+        other.id != client_id,
+        other.online == True,  # noqa: E712 (SQL, not Python)
+        other.status == ClientStatus.ENABLED.value,
+        other.id.not_in(
+            Blocklist.select(Blocklist.client).where(
+                Blocklist.job == Chunk.job, Blocklist.failures >= blocklist.BLOCK_AFTER
+            )
+        ),
+    )
+    retry_here = (Chunk.failed_client.is_null()) | (Chunk.failed_client != client_id)
+    return Job.id.not_in(blocklist.blocked_jobs(client_id)) & (retry_here | ~fn.EXISTS(elsewhere))
 
 
 def claim_next(client_id: int) -> dict[str, Any] | None:
@@ -53,6 +69,15 @@ def claim_next(client_id: int) -> dict[str, Any] | None:
         if order is not None:
             return order
     return None
+
+
+def has_queued_work() -> bool:
+    return bool(
+        Chunk.select()
+        .join(Job)
+        .where(Chunk.status == ChunkStatus.QUEUED.value, Job.status.in_(JOB_DISPATCHABLE))
+        .exists()
+    )
 
 
 def _claim(client_id: int, chunk: Chunk) -> dict[str, Any] | None:
@@ -157,7 +182,14 @@ def chunk_finished(
         else:
             reason = error or f"Blender exited with code {exit_code}"
             tail = "\n".join(log_tail[-50:])
-            _set_chunk(chunk, ChunkStatus.FAILED, exit_code=exit_code, error=reason, log_tail=tail)
+            _set_chunk(
+                chunk,
+                ChunkStatus.FAILED,
+                exit_code=exit_code,
+                error=reason,
+                log_tail=tail,
+                failed_client=client_id,
+            )
             log.warning(
                 "job %d chunk %d failed on client %d: %s", job.id, chunk_id, client_id, reason
             )
@@ -181,24 +213,37 @@ def _set_chunk(chunk: Chunk, new: ChunkStatus, **fields: Any) -> None:
 
 
 def _retry_or_fail(chunk: Chunk, job: Job, reason: str, tail: str) -> None:
-    """The frames a failed chunk left unrendered go back to the queue, or fail for good once
-    they have used up the job's attempts."""
+    """Blame the failure on the frame Blender was on (the first unfinished one: frames render
+    in order). It goes back to the queue, or fails for good once it has used up the job's
+    attempts; the frames after it were never tried and go back without using one."""
     mine = (Frame.chunk == chunk.id) & (Frame.status == FrameStatus.RENDERING.value)
-    failed = (
-        Frame.update(
-            status=FrameStatus.FAILED.value, error=reason, log_tail=tail, finished_at=now()
+    culprit = Frame.select().where(mine).order_by(Frame.number).first()
+    if culprit is None:
+        return
+    if culprit.attempts >= job.max_attempts:
+        culprit.status = FrameStatus.FAILED.value
+        culprit.finished_at = now()
+        log.warning(
+            "job %d frame %d failed for good after %d attempts on client %s: %s",
+            job.id,
+            culprit.number,
+            culprit.attempts,
+            culprit.client_id,
+            reason,
         )
-        .where(mine, Frame.attempts >= job.max_attempts)
-        .execute()
-    )
-    retried = (
-        Frame.update(status=FrameStatus.QUEUED.value, client=None, error=reason)
-        .where(mine)
-        .execute()
-    )
-    log.info(
-        "job %d chunk %d: %d frames requeued, %d failed for good", job.id, chunk.id, retried, failed
-    )
+    else:
+        culprit.status = FrameStatus.QUEUED.value
+        log.info(
+            "job %d frame %d requeued (attempt %d of %d failed): %s",
+            job.id,
+            culprit.number,
+            culprit.attempts,
+            job.max_attempts,
+            reason,
+        )
+    culprit.error, culprit.log_tail, culprit.client = reason, tail, None
+    culprit.save()
+    _give_back(mine)
 
 
 def requeue_if_pending(chunk: Chunk) -> None:
@@ -213,6 +258,16 @@ def requeue_if_pending(chunk: Chunk) -> None:
         _set_chunk(chunk, ChunkStatus.QUEUED, client=None, finished_at=None)
 
 
+def _give_back(frames: Any) -> int:
+    """Frames sent out but not rendered, through no fault of theirs, back to the queue: the
+    try does not count against their attempts."""
+    return int(
+        Frame.update(status=FrameStatus.QUEUED.value, client=None, attempts=Frame.attempts - 1)
+        .where(frames, Frame.status != FrameStatus.QUEUED.value, Frame.attempts > 0)
+        .execute()
+    )
+
+
 def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> list[int]:
     """Give back the chunks running on this node (all, or just `chunk_id`); done frames stay."""
     requeued = []
@@ -223,9 +278,7 @@ def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> 
         query = query.where(Chunk.id == chunk_id)
     with database.atomic():
         for chunk in query:
-            Frame.update(status=FrameStatus.QUEUED.value, client=None).where(
-                Frame.chunk == chunk.id, Frame.status.in_(UNFINISHED)
-            ).execute()
+            _give_back((Frame.chunk == chunk.id) & Frame.status.in_(UNFINISHED))
             _set_chunk(chunk, ChunkStatus.QUEUED, client=None, error=reason)
             update_job_outcome(chunk.job)
             requeued.append(chunk.id)

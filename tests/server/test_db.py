@@ -7,7 +7,7 @@ from pathlib import Path
 from playhouse.migrate import SqliteMigrator, migrate
 
 from brender.server import db as dbmod
-from brender.server.models import Frame, Job, SchemaVersion
+from brender.server.models import Chunk, Frame, Job, SchemaVersion
 
 
 def test_new_database_is_at_the_latest_version(tmp_path: Path) -> None:
@@ -29,6 +29,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     migrate(
         SqliteMigrator(database).drop_column(Job._meta.table_name, "timeout"),
         SqliteMigrator(database).drop_column(Frame._meta.table_name, "log_tail"),
+        SqliteMigrator(database).drop_column(Chunk._meta.table_name, "failed_client"),
     )
     database.execute_sql("DROP TABLE blocklist")
     SchemaVersion.delete().execute()
@@ -39,6 +40,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     columns = {c.name for c in database.get_columns(Job._meta.table_name)}
     assert "timeout" in columns
     assert "log_tail" in {c.name for c in database.get_columns(Frame._meta.table_name)}
+    assert "failed_client" in {c.name for c in database.get_columns(Chunk._meta.table_name)}
     assert database.table_exists("blocklist")
     assert sorted(v.version for v in SchemaVersion.select()) == [1, 2]
     database.close()

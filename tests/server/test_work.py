@@ -165,3 +165,21 @@ def test_job_fails_when_no_enabled_node_can_take_it(db: pw.Database, tmp_path: P
     assert final.status == "failed"
     assert "blocklisted" in final.error or "OpenImageDenoiser" in final.error
     assert set(statuses(job.id)) == {"failed"}
+
+
+def test_a_failed_chunk_goes_to_another_node_first(db: pw.Database, tmp_path: Path) -> None:
+    job = submit(tmp_path, frame_end=2, chunk_size=2)
+    n1, n2 = node("n1"), node("n2")
+    first = work.claim_next(n1)
+    assert first is not None
+    work.chunk_finished(n1, first["chunk_id"], False, -11, "Segmentation fault", [])
+    assert work.claim_next(n1) is None, "n1 waits while n2 can retry the chunk"
+    retry = work.claim_next(n2)
+    assert retry is not None and retry["chunk_id"] == first["chunk_id"]
+    work.chunk_finished(n2, retry["chunk_id"], False, -11, "Segmentation fault", [])
+    # With n2 gone, n1 is the only node left: it may retry.
+    clients.set_offline(n2)
+    again = work.claim_next(n1)
+    assert again is not None and again["frames"] == [1, 2]
+    assert Frame.get(Frame.job == job.id, Frame.number == 1).attempts == 3
+    assert Frame.get(Frame.job == job.id, Frame.number == 2).attempts == 1

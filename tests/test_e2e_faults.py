@@ -1,0 +1,401 @@
+"""Never lose a frame: nodes killed, Blender crashing or hanging, cancel, the master killed.
+
+Real server and node processes and Debian's real Blender; where the fault is Blender's own, a
+stand-in (fault_blender.py) runs the real Blender and fails on a chosen frame.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from blender_scene import make_scene
+from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, wait_for
+from fault_blender import fault_blender
+
+pytestmark = pytest.mark.blender
+
+
+@pytest.fixture(scope="module")
+def slow_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 0.3 s a frame here, so a chunk is still rendering when the test strikes."""
+    return make_scene(
+        tmp_path_factory.mktemp("slow") / "slow.blend", 1, 24, samples=32, resolution=128
+    )
+
+
+def blenders(blend: Path) -> list[psutil.Process]:
+    """Running Blender processes working on this file."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if str(blend) in cmd and any("blender" in part for part in cmd[:2]):
+            found.append(proc)
+    return found
+
+
+def submit(api: TcpApi, blend: Path, out: Path, **values: Any) -> dict[str, Any]:
+    base = {
+        "project": "faults",
+        "sequence": "sq",
+        "shot": out.name,
+        "blend_file": str(blend),
+        "frame_start": 1,
+        "frame_end": 12,
+        "chunk_size": 3,
+        "output": str(out / "####"),
+    }
+    return dict(api.ok({"item": "job", "action": "submit", "values": {**base, **values}}))
+
+
+def finished(api: TcpApi, job_id: int, timeout: float = 180) -> dict[str, Any]:
+    return dict(
+        wait_for(
+            lambda: (
+                (j := job_status(api, job_id))["status"] in ("completed", "failed", "canceled")
+                and j
+            ),
+            timeout,
+            0.2,
+            f"job {job_id} to finish",
+        )
+    )
+
+
+def chunks(api: TcpApi, job_id: int) -> list[dict[str, Any]]:
+    return list(api.ok({"item": "chunk", "action": "read", "filters": {"job_id": job_id}}))
+
+
+def client_ids(api: TcpApi) -> dict[str, int]:
+    return {c["name"]: c["id"] for c in api.ok({"item": "client", "action": "read"})}
+
+
+def online(api: TcpApi, n: int) -> None:
+    wait_for(
+        lambda: sum(c["online"] for c in api.ok({"item": "client", "action": "read"})) == n,
+        60,
+        what=f"{n} nodes online",
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path / "server", extra=["--node-timeout", "10"]).start()
+    yield srv
+    srv.stop()
+
+
+def test_node_killed_mid_chunk(server: ServerProcess, slow_scene: Path, tmp_path: Path) -> None:
+    doomed = NodeProcess(server.master, "doomed", tmp_path / "doomed").start()
+    other = NodeProcess(server.master, "other", tmp_path / "other").start()
+    out = tmp_path / "out"
+    try:
+        with server.tcp() as api:
+            online(api, 2)
+            ids = client_ids(api)
+            job = submit(api, slow_scene, out, frame_end=24, chunk_size=6)
+
+            def doomed_mid_chunk() -> dict[str, Any] | None:
+                for frame in job_frames(api, job["id"]):
+                    if frame["client_id"] == ids["doomed"] and frame["status"] == "done":
+                        mine = [
+                            c
+                            for c in chunks(api, job["id"])
+                            if c["status"] == "running" and c["client_id"] == ids["doomed"]
+                        ]
+                        return mine[0] if mine else None
+                return None
+
+            chunk = wait_for(doomed_mid_chunk, 120, 0.05, "a chunk half-rendered on 'doomed'")
+            assert doomed.proc is not None
+            doomed.proc.kill()
+            killed_at = time.monotonic()
+            done_before = {
+                f["number"]
+                for f in job_frames(api, job["id"])
+                if f["status"] == "done" and f["client_id"] == ids["doomed"]
+            }
+            left = [
+                n
+                for n in range(chunk["frame_start"], chunk["frame_end"] + 1)
+                if n not in done_before
+            ]
+            # Its unfinished frames go to the other node well within the node timeout.
+            wait_for(
+                lambda: all(
+                    f["client_id"] == ids["other"] or f["status"] == "queued"
+                    for f in job_frames(api, job["id"])
+                    if f["number"] in left
+                ),
+                10,
+                0.05,
+                "the killed node's frames to be requeued",
+            )
+            requeued_after = time.monotonic() - killed_at
+            final = finished(api, job["id"])
+            assert final["status"] == "completed", final
+            frames = job_frames(api, job["id"])
+            assert all(f["status"] == "done" for f in frames)
+            # Frames the dead node reported stay its own; nothing it did is rendered again.
+            assert {f["number"] for f in frames if f["client_id"] == ids["doomed"]} >= done_before
+            assert all(f["attempts"] == 1 for f in frames), frames
+        assert sorted(p.name for p in out.iterdir()) == [f"{n:04d}.png" for n in range(1, 25)]
+        assert requeued_after < 10
+        wait_for(lambda: not blenders(slow_scene), 10, what="no Blender left behind")
+    finally:
+        doomed.stop()
+        other.stop()
+
+
+def test_frame_that_always_crashes(server: ServerProcess, slow_scene: Path, tmp_path: Path) -> None:
+    nodes = [
+        NodeProcess(
+            server.master,
+            f"crashy-{i}",
+            tmp_path / f"n{i}",
+            blender=str(fault_blender(tmp_path / f"blender-{i}", "crash", 5)),
+        )
+        for i in (1, 2)
+    ]
+    out = tmp_path / "out"
+    try:
+        for node in nodes:
+            node.start()
+        with server.tcp() as api:
+            online(api, 2)
+            job = submit(api, slow_scene, out, frame_end=12, chunk_size=3, max_attempts=3)
+            final = finished(api, job["id"])
+            frames = {f["number"]: f for f in job_frames(api, job["id"])}
+            assert final["status"] == "failed"
+            assert "frame 5" in final["error"] and "SIGSEGV" in final["error"]
+            five = frames[5]
+            assert five["status"] == "failed" and five["attempts"] == 3
+            assert "Segmentation fault" in five["log_tail"]
+            assert all(f["status"] == "done" for n, f in frames.items() if n != 5)
+        # The retries went to the other node first: both nodes tried frame 5.
+        for node in nodes:
+            assert "5" in node.log() and "SIGSEGV" in node.log(), node.name
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_hang_is_killed_and_retried(
+    server: ServerProcess, slow_scene: Path, tmp_path: Path
+) -> None:
+    stand_in = fault_blender(tmp_path / "blender", "hang", 4, once=tmp_path / "hung-once")
+    node = NodeProcess(server.master, "hangs", tmp_path / "node", blender=str(stand_in)).start()
+    out = tmp_path / "out"
+    try:
+        with server.tcp() as api:
+            online(api, 1)
+            job = submit(api, slow_scene, out, frame_end=6, chunk_size=3, timeout=3)
+            final = finished(api, job["id"], timeout=120)
+            assert final["status"] == "completed", final
+            frames = {f["number"]: f for f in job_frames(api, job["id"])}
+            assert frames[4]["attempts"] == 2, "the hung frame was tried twice"
+            assert (tmp_path / "hung-once").exists()
+        assert "printed nothing for 3 s" in node.log()
+        wait_for(lambda: not blenders(slow_scene), 10, what="no Blender left behind")
+    finally:
+        node.stop()
+
+
+def test_cancel_kills_blender_within_two_seconds(
+    server: ServerProcess, slow_scene: Path, tmp_path: Path
+) -> None:
+    node = NodeProcess(server.master, "busy", tmp_path / "node").start()
+    try:
+        with server.tcp() as api:
+            online(api, 1)
+            job = submit(api, slow_scene, tmp_path / "out", frame_end=24, chunk_size=12)
+            wait_for(lambda: blenders(slow_scene), 60, 0.05, "Blender to start")
+            wait_for(
+                lambda: any(f["status"] == "done" for f in job_frames(api, job["id"])),
+                60,
+                0.05,
+                "a first frame",
+            )
+            api.ok({"item": "job", "action": "cancel", "filters": {"id": job["id"]}})
+            canceled_at = time.monotonic()
+            wait_for(lambda: not blenders(slow_scene), 2.0, 0.02, "Blender to be killed")
+            assert time.monotonic() - canceled_at <= 2.0
+            # Nothing more of the job is sent out.
+            wait_for(
+                lambda: not job_status(api, job["id"])["frames"]["rendering"],
+                5,
+                what="no frame rendering",
+            )
+            statuses = {c["status"] for c in chunks(api, job["id"])}
+            assert statuses <= {"done", "canceled"}, statuses
+            assert job_status(api, job["id"])["status"] == "canceled"
+            client = api.ok({"item": "client", "action": "read"})[0]
+            assert client["busy"] is False
+        assert not blenders(slow_scene)
+    finally:
+        node.stop()
+
+
+def test_master_killed_and_restarted(tmp_path: Path, slow_scene: Path) -> None:
+    server = ServerProcess(tmp_path / "server").start()
+    port = server.tcp_port
+    nodes = [NodeProcess(server.master, f"n{i}", tmp_path / f"n{i}").start() for i in (1, 2)]
+    out = tmp_path / "out"
+    try:
+        with server.tcp() as api:
+            online(api, 2)
+            job = submit(api, slow_scene, out, frame_end=24, chunk_size=4)
+            wait_for(
+                lambda: sum(f["status"] == "done" for f in job_frames(api, job["id"])) >= 6,
+                120,
+                0.05,
+                "some frames done",
+            )
+        server.stop(signal.SIGKILL)
+        time.sleep(1.0)  # the master stays away a moment while the nodes keep rendering
+        server.start(tcp_port=port)
+        with server.tcp() as api:
+            before = {f["number"]: f for f in job_frames(api, job["id"]) if f["status"] == "done"}
+            final = finished(api, job["id"])
+            assert final["status"] == "completed", final
+            frames = {f["number"]: f for f in job_frames(api, job["id"])}
+            assert all(f["status"] == "done" for f in frames.values())
+            for number, frame in before.items():
+                assert frames[number]["finished_at"] == frame["finished_at"], number
+                assert frames[number]["attempts"] == 1
+        assert sorted(p.name for p in out.iterdir()) == [f"{n:04d}.png" for n in range(1, 25)]
+    finally:
+        for node in nodes:
+            node.stop()
+        server.stop()
+
+
+class RawNode:
+    """The test speaking the node protocol by hand, to send what a real node would only send
+    in bad luck: duplicates, stale and unknown reports."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.file = self.sock.makefile("rwb")
+        self.send(
+            {
+                "type": "hello",
+                "protocol": 1,
+                "node_id": f"raw-{name}",
+                "name": name,
+                "cpus": 1,
+                "memory": 1,
+                "blender_version": "3.4.1",
+                "chunk": None,
+            }
+        )
+        assert self.expect("welcome")["client_id"]
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.file.write(json.dumps(message).encode() + b"\n")
+        self.file.flush()
+
+    def expect(self, kind: str) -> dict[str, Any]:
+        while True:
+            line = self.file.readline()
+            assert line, "server closed the connection"
+            message = json.loads(line)
+            if message.get("type") == "ping":
+                self.send({"type": "pong", "t": message.get("t")})
+            elif message.get("type") == kind:
+                return dict(message)
+
+    def report(self, chunk_id: int, frames: list[int], ok: bool = True) -> None:
+        for n in frames:
+            self.send(
+                {
+                    "type": "frame",
+                    "chunk_id": chunk_id,
+                    "frame": n,
+                    "output_file": f"/fake/{n:04d}.png",
+                    "render_time": 0.1,
+                }
+            )
+        self.send(
+            {
+                "type": "chunk_done",
+                "chunk_id": chunk_id,
+                "ok": ok,
+                "exit_code": 0,
+                "frames_done": frames,
+                "error": None,
+                "log_tail": [],
+            }
+        )
+
+
+def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
+    with server.tcp() as api:
+        job = api.ok(
+            {
+                "item": "job",
+                "action": "submit",
+                "values": {
+                    "project": "dup",
+                    "sequence": "s",
+                    "shot": "s",
+                    "blend_file": "/x.blend",
+                    "frame_start": 1,
+                    "frame_end": 6,
+                    "chunk_size": 3,
+                },
+            }
+        )
+        a = RawNode(server.tcp_port, "a")
+        first = a.expect("render")
+        a.report(first["chunk_id"], first["frames"])
+        a.report(first["chunk_id"], first["frames"])  # the same reports again, resent
+        second = a.expect("render")
+        a.send(
+            {
+                "type": "frame",
+                "chunk_id": second["chunk_id"],
+                "frame": second["frames"][0],
+                "output_file": "/fake/early.png",
+                "render_time": 0.1,
+            }
+        )
+        a.sock.close()  # lost: the rest of its second chunk goes back to the queue
+        b = RawNode(server.tcp_port, "b")
+        third = b.expect("render")
+        assert third["chunk_id"] == second["chunk_id"]
+        assert third["frames"] == second["frames"][1:], "a reported frame is not sent again"
+        # A stale end of chunk and reports for frames that are not its own, from another node.
+        b.send(
+            {
+                "type": "chunk_done",
+                "chunk_id": first["chunk_id"],
+                "ok": False,
+                "exit_code": 1,
+                "error": "late",
+                "log_tail": [],
+            }
+        )
+        b.send({"type": "frame", "chunk_id": 999999, "frame": 1, "output_file": "/x"})
+        b.report(third["chunk_id"], third["frames"])
+        final = wait_for(
+            lambda: (j := job_status(api, job["id"]))["status"] == "completed" and j,
+            20,
+            what="job completed",
+        )
+        frames = job_frames(api, job["id"])
+        assert [f["status"] for f in frames] == ["done"] * 6
+        assert [f["attempts"] for f in frames] == [1] * 6
+        assert frames[0]["output_file"] == "/fake/0001.png"
+        assert frames[3]["output_file"] == "/fake/early.png"
+        status = api.ok({"item": "server", "action": "status"})
+        assert status["frames"] == {"done": 6} and status["jobs"] == {"completed": 1}
+        assert final["frames"]["done"] == 6
+        b.sock.close()
