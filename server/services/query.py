@@ -12,7 +12,6 @@ from brender.server.models import BaseModel, tuples
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10000
-_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass
@@ -45,14 +44,32 @@ def where(model: type[BaseModel], filters: dict[str, Any] | None) -> list[pw.Exp
                 f"unknown filter field '{key}' for {model.__name__.lower()} (fields: {known})"
             )
         if isinstance(value, list):
-            if not all(isinstance(v, _SCALARS) for v in value):
-                raise InvalidValue(f"filter '{key}': a list may hold only plain values")
+            for item in value:
+                _check_value(key, field, item)
             clauses.append(field.in_(value))
-        elif isinstance(value, _SCALARS):
-            clauses.append(field.is_null() if value is None else field == value)
         else:
-            raise InvalidValue(f"filter '{key}' must be a value or a list of values")
+            _check_value(key, field, value)
+            clauses.append(field.is_null() if value is None else field == value)
     return clauses
+
+
+def _check_value(key: str, field: pw.Field, value: Any) -> None:
+    """A filter value must have the field's type (a float for an id is a mistake, and a
+    too-large number must not reach the database)."""
+    if value is None:
+        if not field.null:
+            raise InvalidValue(f"filter '{key}': this field is never null")
+        return
+    if isinstance(field, pw.BooleanField):
+        ok = isinstance(value, bool)
+    elif isinstance(field, pw.IntegerField | pw.AutoField | pw.ForeignKeyField):
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+    elif isinstance(field, pw.FloatField):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise InvalidValue(f"filter '{key}': {value!r} is not a valid {key} value")
 
 
 def ordering(model: type[BaseModel], order_by: Any) -> list[pw.Ordering]:

@@ -11,22 +11,12 @@ import pytest
 from dbs import KINDS, fresh_database
 from farmctl import NodeProcess, ServerProcess, wait_for
 
-ITEMS = ["project", "sequence", "shot", "job", "chunk", "frame", "client", "server"]
-ACTIONS = [
-    "create",
-    "read",
-    "update",
-    "delete",
-    "submit",
-    "pause",
-    "resume",
-    "cancel",
-    "requeue",
-    "enable",
-    "disable",
-    "status",
-    "info",
-]
+from brender.server import api
+
+ITEMS = list(api.ITEMS)
+ACTIONS = list(api.ACTIONS)
+# The specification: which item x action cells do something. Every other cell must answer
+# `unsupported_action`.
 SUPPORTED = {
     "project": {"create", "read", "update", "delete"},
     "sequence": {"create", "read", "update", "delete"},

@@ -13,38 +13,11 @@ from farmctl import ServerProcess, TcpApi, http_api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ITEMS = [
-    "project",
-    "projects",
-    "sequence",
-    "shot",
-    "job",
-    "jobs",
-    "chunk",
-    "frame",
-    "client",
-    "server",
-    "nope",
-    "",
-    "JOB",
-]
-ACTIONS = [
-    "create",
-    "read",
-    "update",
-    "delete",
-    "submit",
-    "pause",
-    "resume",
-    "cancel",
-    "requeue",
-    "enable",
-    "disable",
-    "status",
-    "info",
-    "fly",
-    "",
-]
+from brender.server import api
+
+# The real items and actions, plus plurals, case and nonsense the server must refuse.
+ITEMS = [*api.ITEMS, "projects", "jobs", "JOB", "nope", ""]
+ACTIONS = [*api.ACTIONS, "fly", ""]
 FIELDS = [
     "id",
     "name",
