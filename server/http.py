@@ -11,7 +11,7 @@ from typing import Any
 import tornado.web
 
 from brender import wire
-from brender.server import api
+from brender.server import api, thumbs, ws
 from brender.server.farm import Farm
 
 MAX_BODY = 8 * wire.MAX_LINE
@@ -100,9 +100,14 @@ def _scalar(text: str) -> Any:
 
 
 def make_app(farm: Farm) -> tornado.web.Application:
+    web = str(ws.WEB_DIR)
     return tornado.web.Application(
         [
             (r"/api", ApiHandler, {"farm": farm}),
             (r"/api/([a-z]+)", ApiHandler, {"farm": farm}),
+            (r"/ws", ws.EventSocket, {"farm": farm}),
+            (r"/thumb/([0-9]+)", thumbs.ThumbHandler, {"farm": farm}),
+            (r"/()", ws.PageFiles, {"path": web, "default_filename": "index.html"}),
+            (r"/static/(.*)", ws.PageFiles, {"path": web}),
         ],
     )

@@ -144,6 +144,7 @@ class Frame(BaseModel):
             (("job", "number"), True),
             (("job", "status"), False),
             (("chunk",), False),
+            (("finished_at",), False),  # the dashboard's "frames done per minute"
         )
 
 

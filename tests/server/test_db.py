@@ -32,6 +32,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         SqliteMigrator(database).drop_column(Chunk._meta.table_name, "failed_client"),
     )
     database.execute_sql("DROP TABLE blocklist")
+    database.execute_sql("DROP INDEX frame_finished_at")
     SchemaVersion.delete().execute()
     SchemaVersion.create(version=1)
     database.close()

@@ -1,0 +1,104 @@
+// The farm's JSON API (docs/api.md) over `POST /api`, with the token when one is set.
+
+const TOKEN_KEY = "brender.token";
+
+export class ApiError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+let unauthorized = () => {};
+let skew = 0; // the server's clock minus ours, in seconds (from the Date header)
+
+export function getToken() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function setToken(token) {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+export function onUnauthorized(handler) {
+  unauthorized = handler;
+}
+
+/** Now on the server's clock (Unix seconds): job times come from there. */
+export function serverNow() {
+  return Date.now() / 1000 + skew;
+}
+
+function noteClock(resp) {
+  const date = Date.parse(resp.headers.get("Date") || "");
+  if (Number.isNaN(date)) return;
+  const diff = (date + 500 - Date.now()) / 1000; // the header is to the second
+  skew = Math.abs(diff) < 1.5 ? 0 : diff;
+}
+
+/** Send one request object (or a list) and answer the decoded answer (or list). */
+export async function call(requests) {
+  const headers = { "Content-Type": "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let resp;
+  try {
+    resp = await fetch("/api", {
+      method: "POST", headers, body: JSON.stringify(requests), cache: "no-store",
+    });
+  } catch {
+    throw new ApiError("offline", "Cannot reach the farm's server.");
+  }
+  noteClock(resp);
+  let body;
+  try {
+    body = await resp.json();
+  } catch {
+    throw new ApiError("bad_json", `The server answered ${resp.status} without JSON.`);
+  }
+  const answers = Array.isArray(body) ? body : [body];
+  if (answers.some((a) => a && !a.ok && a.error && a.error.code === "unauthorized")) {
+    unauthorized();
+    throw new ApiError("unauthorized", "This farm needs a token.");
+  }
+  return body;
+}
+
+function check(answer) {
+  if (!answer || !answer.ok) {
+    const error = (answer && answer.error) || { code: "internal", message: "no answer" };
+    throw new ApiError(error.code, error.message);
+  }
+  return answer;
+}
+
+/** One request; answers `{ok, data, total…}` or throws ApiError. */
+export async function ask(request) {
+  return check(await call(request));
+}
+
+/** Several requests in one HTTP round trip (one consistent look at the farm). */
+export async function askAll(requests) {
+  const answers = await call(requests);
+  return answers.map(check);
+}
+
+/** Every row of a read, page by page (the API gives at most 10,000 rows a page). */
+export async function readAll(request, pageSize = 10000) {
+  const rows = [];
+  for (let offset = 0; ; offset += pageSize) {
+    const answer = await ask({ ...request, limit: pageSize, offset });
+    rows.push(...answer.data);
+    if (answer.data.length < pageSize || rows.length >= answer.total) return rows;
+  }
+}
+
+/** The address of a frame's thumbnail; the token rides in the query: an <img> sends no header. */
+export function thumbUrl(frameId, size, version) {
+  const params = new URLSearchParams({ size: String(size) });
+  const token = getToken();
+  if (token) params.set("token", token);
+  if (version) params.set("v", String(version));
+  return `/thumb/${encodeURIComponent(frameId)}?${params}`;
+}

@@ -1,0 +1,319 @@
+// A job's page: its frame grid (fast for 10,000 frames), the selected frame's details and log,
+// its failures, and the last rendered frame as a picture.
+//
+// The grid is loaded once, then kept current by re-reading only the chunks the live feed names.
+// When the job's own frame counts disagree with the grid (a chunk failed, the job was canceled
+// or requeued: changes that name only the job) the grid is read again, at most every 2 s.
+
+import { ask, askAll, readAll, serverNow, thumbUrl } from "./api.js";
+import { badge, fill, h, notify, progressBar, setText, updateBadge } from "./dom.js";
+import { jobButtons, priorityField } from "./actions.js";
+import { clock, duration, jobTimes, percent, refresher, seconds } from "./format.js";
+import { Frames, failureList, frameDetail, frameSummary } from "./frames.js";
+import { CODE, COLORS, FrameGrid, STATES } from "./grid.js";
+
+const THUMB = 480;
+const FULL_GAP = 2000; // ms between two full reads of the grid
+const MAX_CHUNKS = 1000; // more changed chunks than this: read the whole grid instead
+
+export function jobDetail(jobId) {
+  let job = null;
+  let frames = new Frames(0, 0);
+  let selected = -1;
+  let lastFull = 0;
+  let mismatchTimer = 0;
+  let fullTimer = 0;
+  let thumbTimer = 0;
+  let thumbShownAt = 0;
+  const clientNames = new Map();
+  const pending = { full: true, chunks: new Set(), clients: false };
+
+  // -- elements --------------------------------------------------------------------------
+  const path = h("div.path");
+  const title = h("h1");
+  const status = badge("");
+  const priority = priorityField();
+  const buttons = jobButtons();
+  const bar = progressBar("big");
+  const nums = {
+    pct: h("strong"), done: h("span"), failed: h("span"), rendering: h("span"),
+    queued: h("span"), canceled: h("span"), elapsed: h("span"), eta: h("span"),
+  };
+  const facts = h("dl.facts");
+  const canvas = h("canvas.grid", { role: "img", "aria-label": "frame grid" });
+  const legend = h("div.legend", STATES.map((s, i) => {
+    const swatch = h("span.swatch");
+    swatch.style.background = COLORS[i];
+    return h("span", swatch, s);
+  }));
+  const detail = h("div.detail", h("p.hint", "Point at a frame for its node, time and attempts; click it for details and its log."));
+  const failures = h("div.failures");
+  const blocklist = h("div.blocklist");
+  const image = h("img.last-frame", { alt: "Last rendered frame", hidden: true });
+  const caption = h("p.caption", "No frame rendered yet.");
+  const tooltip = document.getElementById("tooltip");
+  let grid = null;
+
+  // -- loading ---------------------------------------------------------------------------
+  async function sync() {
+    if (pending.full || pending.chunks.size > MAX_CHUNKS) {
+      const wait = lastFull + FULL_GAP - Date.now();
+      if (wait <= 0) return loadAll();
+      // Read everything again soon; meanwhile keep the job's numbers current.
+      pending.full = false;
+      pending.chunks.clear();
+      if (!fullTimer) fullTimer = setTimeout(() => { fullTimer = 0; pending.full = true; refresh(); }, wait);
+    }
+    const chunks = [...pending.chunks];
+    const clients = pending.clients;
+    pending.chunks.clear();
+    pending.clients = false;
+    const requests = [{ item: "job", action: "read", filters: { id: jobId } }];
+    if (chunks.length) {
+      requests.push({
+        item: "frame", action: "read", filters: { job_id: jobId, chunk_id: chunks }, limit: 10000,
+      });
+    }
+    if (clients) requests.push({ item: "client", action: "read", limit: 1000 });
+    const answers = await askAll(requests);
+    if (!answers[0].data.length) return gone();
+    job = answers[0].data[0];
+    if (chunks.length) for (const row of answers[1].data) frames.apply(row, grid);
+    if (clients) noteClients(answers[answers.length - 1].data);
+    checkCounts();
+    show();
+    if (chunks.includes(frames.chunk[selected])) showSelected(true);
+  }
+
+  async function loadAll() {
+    pending.full = false;
+    pending.chunks.clear();
+    pending.clients = false;
+    lastFull = Date.now();
+    const [jobAnswer, clientAnswer] = await askAll([
+      { item: "job", action: "read", filters: { id: jobId } },
+      { item: "client", action: "read", limit: 1000 },
+    ]);
+    if (!jobAnswer.data.length) return gone();
+    job = jobAnswer.data[0];
+    noteClients(clientAnswer.data);
+    const rows = await readAll({
+      item: "frame", action: "read", filters: { job_id: jobId }, order_by: "number",
+    });
+    const count = job.frame_end - job.frame_start + 1;
+    if (frames.count !== count || frames.first !== job.frame_start) {
+      frames = new Frames(count, job.frame_start);
+      grid.reset(count, job.frame_start);
+      selected = -1;
+    }
+    for (const row of rows) frames.apply(row, grid);
+    show();
+    if (selected >= 0) showSelected(true);
+  }
+
+  function noteClients(rows) {
+    for (const c of rows) clientNames.set(c.id, c.name);
+  }
+
+  /** The grid should hold what the job's counts say; if not, something changed unseen. */
+  function checkCounts() {
+    const local = grid.counts();
+    const same = STATES.every((s) => local[s] === (job.frames[s] || 0));
+    clearTimeout(mismatchTimer);
+    mismatchTimer = 0;
+    if (!same) {
+      // Give the live feed a moment to name the chunks before reading everything.
+      mismatchTimer = setTimeout(() => { pending.full = true; refresh(); }, 1000);
+    }
+  }
+
+  function gone() {
+    fill(view, h("h1", `Job #${jobId}`), h("p.empty", "This job does not exist (any more)."),
+      h("a", { href: "#/jobs" }, "← all jobs"));
+  }
+
+  // -- showing ---------------------------------------------------------------------------
+  function show() {
+    setText(path, `${job.project} / ${job.sequence} / ${job.shot}`);
+    setText(title, `${job.name || "job"} #${job.id}`);
+    document.title = `${job.name} #${job.id} · brender`;
+    updateBadge(status, job.status);
+    priority.update(job);
+    buttons.update(job);
+    bar.set(job.progress, job.status);
+    showTimes();
+    const c = grid.counts();
+    setText(nums.pct, percent(job.progress));
+    setText(nums.done, `${c.done} done`);
+    setText(nums.failed, `${c.failed} failed`);
+    setText(nums.rendering, `${c.rendering} rendering`);
+    setText(nums.queued, `${c.queued} queued`);
+    setText(nums.canceled, `${c.canceled} canceled`);
+    nums.failed.hidden = !c.failed;
+    nums.canceled.hidden = !c.canceled;
+    canvas.dataset.total = frames.count;
+    canvas.dataset.done = c.done;
+    canvas.setAttribute("aria-label",
+      `frames ${job.frame_start}–${job.frame_end}: ` + STATES.map((s) => `${c[s]} ${s}`).join(", "));
+    fill(facts,
+      h("dt", "Frames"), h("dd", `${job.frame_start}–${job.frame_end} in chunks of ${job.chunk_size}`),
+      h("dt", "Output"), h("dd.mono", `${job.output} (${job.format})`),
+      h("dt", "Blend file"), h("dd.mono", job.blend_file),
+      h("dt", "Submitted"), h("dd", clock(job.created_at)),
+      h("dt", "Started"), h("dd", clock(job.started_at)),
+      h("dt", "Finished"), h("dd", clock(job.finished_at)),
+      job.error ? [h("dt", "Error"), h("dd.error", job.error)] : null);
+    showFailures();
+    showBlocklist();
+    showLastFrame();
+  }
+
+  function showTimes() {
+    if (!job) return;
+    const { elapsed, eta } = jobTimes(job, serverNow());
+    setText(nums.elapsed, `elapsed ${duration(elapsed)}`);
+    setText(nums.eta, `left ${duration(eta)}`);
+  }
+
+  function showFailures() {
+    if (!frames.errors.size) fill(failures);
+    else fill(failures, failureList(frames, select));
+  }
+
+  function showBlocklist() {
+    const entries = job.blocklist || [];
+    if (!entries.length) {
+      fill(blocklist);
+      return;
+    }
+    fill(blocklist, h("h2", "Nodes that failed on this job"),
+      h("ul", entries.map((b) => h("li",
+        h("strong", nodeName(b.client_id)),
+        ` — ${b.failures} failure${b.failures === 1 ? "" : "s"}${b.blocked ? ", blocked from this job" : ""}: ${b.reason}`))));
+  }
+
+  function showLastFrame() {
+    const i = frames.latestDone(grid);
+    if (i < 0) return;
+    const wait = thumbShownAt + 1000 - Date.now();
+    if (wait > 0) { // at most one new picture a second while frames pour in
+      if (!thumbTimer) thumbTimer = setTimeout(() => { thumbTimer = 0; showLastFrame(); }, wait);
+      return;
+    }
+    const src = thumbUrl(frames.id[i], THUMB, frames.finished[i]);
+    if (image.getAttribute("src") !== src) {
+      thumbShownAt = Date.now();
+      image.src = src;
+      image.hidden = false;
+      image.dataset.frame = frames.first + i;
+    }
+    setText(caption, `Frame ${frames.first + i} · ${nodeName(frames.client[i])} · ${seconds(frames.time[i])} · ${clock(frames.finished[i])}`);
+  }
+
+  function nodeName(clientId) {
+    if (!clientId) return "no node";
+    return clientNames.get(clientId) || `node #${clientId}`;
+  }
+
+  // -- pointing and selecting ------------------------------------------------------------
+  function summary(i) {
+    return frameSummary(frames, grid.codes[i], i, nodeName);
+  }
+
+  function hover(i, event) {
+    if (i === null) {
+      tooltip.hidden = true;
+      return;
+    }
+    fill(tooltip, summary(i).map((line) => h("div", line)));
+    tooltip.hidden = false;
+    const x = Math.min(event.clientX + 14, window.innerWidth - tooltip.offsetWidth - 8);
+    const y = Math.min(event.clientY + 14, window.innerHeight - tooltip.offsetHeight - 8);
+    tooltip.style.left = `${Math.max(4, x)}px`;
+    tooltip.style.top = `${Math.max(4, y)}px`;
+  }
+
+  function select(i) {
+    selected = i;
+    grid.select(i);
+    showSelected(false);
+  }
+
+  async function showSelected(quiet) {
+    if (selected < 0) return;
+    const i = selected;
+    if (!quiet) fill(detail, h("h2", `Frame ${frames.first + i}`), summary(i).map((l) => h("p", l)));
+    if (!frames.id[i]) return;
+    let answer;
+    try {
+      answer = await ask({ item: "frame", action: "read", filters: { id: frames.id[i] } });
+    } catch (err) {
+      notify(err.message, "error");
+      return;
+    }
+    const f = answer.data[0];
+    if (!f || selected !== i) return;
+    fill(detail, frameDetail(f, nodeName));
+  }
+
+  const refresh = refresher(sync, 250);
+  const view = h("div.jobview");
+  let ticker = 0;
+
+  return {
+    title: `Job #${jobId}`,
+    mount(root) {
+      fill(view,
+        h("div.titlebar", h("div", path, h("div.titleline", title, status)),
+          h("div.controls", h("label.prio", "Priority ", priority), buttons)),
+        h("section.panel.summary", bar,
+          h("div.nums", nums.pct, nums.done, nums.rendering, nums.queued, nums.failed,
+            nums.canceled, nums.elapsed, nums.eta)),
+        h("div.columns",
+          h("section.panel.gridpanel", h("h2", "Frames"), legend, h("div.gridwrap", canvas), detail),
+          h("aside.side",
+            h("section.panel", h("h2", "Last rendered frame"), image, caption),
+            h("section.panel", failures, blocklist, h("h2", "Job"), facts))));
+      fill(root, view);
+      grid = new FrameGrid(canvas, { onHover: hover, onSelect: select });
+      ticker = setInterval(showTimes, 1000);
+      refresh();
+    },
+    changes(message) {
+      if (message.deleted && (message.deleted.job || []).includes(jobId)) {
+        gone();
+        return;
+      }
+      let wanted = false;
+      if (message.chunk === "all" || message.job === "all") pending.full = true;
+      else if (Array.isArray(message.chunk)) for (const id of message.chunk) pending.chunks.add(id);
+      if (message.job === "all" || pending.full || (message.job || []).includes(jobId)) wanted = true;
+      if (message.chunk) wanted = true;
+      if (message.client) {
+        pending.clients = true;
+        wanted = true;
+        // A node that went away gives its frames back: re-read what it was rendering.
+        const changed = new Set(message.client === "all" ? [] : message.client);
+        for (let i = 0; i < frames.count; i += 1) {
+          if (grid.codes[i] === CODE.rendering && changed.has(frames.client[i])) {
+            pending.chunks.add(frames.chunk[i]);
+          }
+        }
+      }
+      if (wanted) refresh();
+    },
+    refresh() {
+      pending.full = true;
+      refresh();
+    },
+    unmount() {
+      clearInterval(ticker);
+      clearTimeout(mismatchTimer);
+      clearTimeout(fullTimer);
+      clearTimeout(thumbTimer);
+      refresh.stop();
+      if (grid) grid.destroy();
+      tooltip.hidden = true;
+    },
+  };
+}
