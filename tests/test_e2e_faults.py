@@ -236,8 +236,11 @@ def test_cancel_kills_blender_within_two_seconds(
             statuses = {c["status"] for c in chunks(api, job["id"])}
             assert statuses <= {"done", "canceled"}, statuses
             assert job_status(api, job["id"])["status"] == "canceled"
-            client = api.ok({"item": "client", "action": "read"})[0]
-            assert client["busy"] is False
+            wait_for(
+                lambda: not api.ok({"item": "client", "action": "read"})[0]["busy"],
+                5,
+                what="the node to report its canceled chunk and be idle again",
+            )
         assert not blenders(slow_scene)
     finally:
         node.stop()

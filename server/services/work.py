@@ -110,6 +110,11 @@ def _claim(client_id: int, chunk: Chunk) -> dict[str, Any] | None:
                 .order_by(Frame.number)
             )
         ]
+        if not frames:
+            # Late reports finished it while it waited in the queue: nothing left to send.
+            _set_chunk(Chunk.get_by_id(chunk.id), ChunkStatus.DONE, client=None)
+            update_job_outcome(job)
+            return None
         if job.status == JobStatus.QUEUED.value:
             jobs.set_status(job, JobStatus.ACTIVE)
     log.info("job %d chunk %d (frames %s) -> client %d", job.id, chunk.id, _span(frames), client_id)

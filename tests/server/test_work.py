@@ -183,3 +183,18 @@ def test_a_failed_chunk_goes_to_another_node_first(db: pw.Database, tmp_path: Pa
     assert again is not None and again["frames"] == [1, 2]
     assert Frame.get(Frame.job == job.id, Frame.number == 1).attempts == 3
     assert Frame.get(Frame.job == job.id, Frame.number == 2).attempts == 1
+
+
+def test_a_queued_chunk_finished_by_late_reports_is_not_sent(
+    db: pw.Database, tmp_path: Path
+) -> None:
+    job = submit(tmp_path, frame_end=3, chunk_size=3)
+    n1, n2 = node("n1"), node("n2")
+    order = work.claim_next(n1)
+    assert order is not None
+    work.requeue_client(n1, "connection lost")
+    for f in order["frames"]:  # the lost node's reports arrive after all
+        work.frame_done(n1, order["chunk_id"], f, f"/out/{f:04d}.png", 0.2)
+    assert work.claim_next(n2) is None
+    assert Chunk.get_by_id(order["chunk_id"]).status == "done"
+    assert Job.get_by_id(job.id).status == "completed"
