@@ -122,15 +122,21 @@ def parse(raw: Any) -> Request:
     )
 
 
+def token_ok(expected: str | None, offered: object) -> bool:
+    """True when the farm has no token, or `offered` is that token. Every transport checks
+    tokens here: in constant time, and as bytes (any text may be offered)."""
+    if not expected:
+        return True
+    return isinstance(offered, str) and hmac.compare_digest(offered.encode(), expected.encode())
+
+
 def authenticate(farm: Farm, raw: Any, caller: Caller) -> None:
     """A `token` key (checked in constant time) authenticates the caller; without one a farm
     that has a token refuses the request."""
     token = farm.settings.token
     offered = raw.get("token") if isinstance(raw, dict) else None
     if offered is not None and token:
-        if not isinstance(offered, str) or not hmac.compare_digest(
-            offered.encode(), token.encode()
-        ):
+        if not token_ok(token, offered):
             raise Unauthorized("wrong token")
         caller.authed = True
     if token and not caller.authed:

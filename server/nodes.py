@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import logging
 import time
@@ -13,6 +12,7 @@ from typing import Any
 from tornado.iostream import IOStream, StreamClosedError
 
 from brender import __version__, wire
+from brender.server.api import token_ok
 from brender.server.errors import FarmError
 from brender.server.farm import Farm
 from brender.server.lines import LineReader, LineTooLong
@@ -69,7 +69,7 @@ class NodeSession:
         """Serve the node from its `hello` until the connection ends."""
         token = self.farm.settings.token
         offered = hello.get("token")
-        if token and not (isinstance(offered, str) and hmac.compare_digest(offered, token)):
+        if not token_ok(token, offered):
             self.send(
                 {
                     "type": "error",

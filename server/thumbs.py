@@ -21,10 +21,10 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from tornado.ioloop import IOLoop
 
 from brender import wire
+from brender.server.api import token_ok
 from brender.server.errors import NotFound
 from brender.server.farm import Farm
 from brender.server.models import Frame
-from brender.server.ws import token_ok
 
 log = logging.getLogger(__name__)
 

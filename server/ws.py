@@ -7,7 +7,6 @@ browser a handful of small messages, and the event path never touches the databa
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from pathlib import Path
@@ -18,6 +17,7 @@ import tornado.websocket
 from tornado.ioloop import IOLoop
 
 from brender import __version__
+from brender.server.api import token_ok
 from brender.server.farm import Farm
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,6 @@ KINDS = ("job", "chunk", "client", "project", "sequence", "shot")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NO_HELLO = 4408
 CLOSE_BAD_MESSAGE = 4400
-
-
-def token_ok(expected: str | None, offered: object) -> bool:
-    """True when the farm has no token, or `offered` is that token (constant-time compare)."""
-    if not expected:
-        return True
-    return isinstance(offered, str) and hmac.compare_digest(offered.encode(), expected.encode())
 
 
 class EventSocket(tornado.websocket.WebSocketHandler):
