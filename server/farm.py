@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
+from brender.server import chunking
 from brender.server.models import Chunk
 from brender.server.services import clients, work
 from brender.server.states import ChunkStatus, ClientStatus
@@ -41,6 +42,7 @@ class Farm:
     idle: dict[int, None] = field(default_factory=dict)  # insertion-ordered: longest idle first
     started_at: float = field(default_factory=time.time)
     listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
     _kicked: bool = False
     _watchdog: PeriodicCallback | None = None
 
@@ -149,21 +151,35 @@ class Farm:
 
     def _dispatch(self) -> None:
         self._kicked = False
+        working = sum(1 for s in self.sessions.values() if s.enabled)
         for cid in list(self.idle):
             session = self.sessions.get(cid)
             if session is None or not session.enabled:
                 continue
-            order = work.claim_next(cid)
+            order = work.claim_next(cid, self._sizer(cid, working))
             if order is None:
                 if not work.has_queued_work():
                     return  # nothing for anyone: no need to ask for each idle node
                 continue  # nothing this node may take (blocklist, a chunk it just failed)
             del self.idle[cid]
-            session.chunk_id = order["chunk_id"]
+            session.chunk_id, session.job_id = order["chunk_id"], order["job_id"]
             session.send(order)
             self.emit("job", {"id": order["job_id"]})
             self.emit("chunk", {"id": order["chunk_id"], "job_id": order["job_id"]})
             self.emit("client", {"id": cid})
+
+    def _sizer(self, client_id: int, nodes: int) -> work.Sizer:
+        """Automatic chunk sizes for this node: its share of a job's frames (server/chunking)."""
+
+        def size(job: Any, left: int) -> int:
+            return chunking.frames_for(
+                left,
+                nodes,
+                self.speeds.speed(job.id, client_id),
+                self.speeds.frame_seconds(job.id, client_id),
+            )
+
+        return size
 
     # -- changes made through the API ---------------------------------------------------------
 

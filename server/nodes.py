@@ -33,6 +33,7 @@ class NodeSession:
         self.name = ""
         self.enabled = True
         self.chunk_id: int | None = None
+        self.job_id: int | None = None
         self.replaced = False
         self.last_heard = time.monotonic()
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -136,12 +137,15 @@ class NodeSession:
     def _on_frame(self, m: dict[str, Any]) -> None:
         assert self.client_id is not None
         render_time = m.get("render_time")
+        seconds = float(render_time) if isinstance(render_time, int | float) else None
+        if self.job_id is not None and m.get("chunk_id") == self.chunk_id:
+            self.farm.speeds.record(self.job_id, self.client_id, seconds)
         if work.frame_done(
             self.client_id,
             _int(m, "chunk_id"),
             _int(m, "frame"),
             str(m.get("output_file", "")),
-            float(render_time) if isinstance(render_time, int | float) else None,
+            seconds,
         ):
             self.farm.emit("frame", {"chunk_id": m["chunk_id"], "number": m["frame"]})
 

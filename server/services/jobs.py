@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,8 @@ from brender.server.states import (
     check_job_move,
 )
 
+AUTO = 0
+"""`chunk_size` 0: the farm sizes each chunk as nodes claim it (server/chunking.py)."""
 BATCH = 2000  # rows per INSERT: 7 columns stay well under SQLite's 32766 variables
 SUBMIT_FIELDS = {
     **v.JOB_FIELDS,
@@ -42,11 +43,6 @@ SUBMIT_FIELDS = {
     "paused": v.Field(bool),
 }
 CREATE_FIELDS = {**v.JOB_FIELDS, "shot_id": v.Field(int, 1), "paused": v.Field(bool)}
-
-
-def default_chunk_size(frame_count: int) -> int:
-    """About eight chunks per job, at most 50 frames each: Blender's start-up is paid per chunk."""
-    return max(1, min(50, math.ceil(frame_count / 8)))
 
 
 def default_output(output_root: Path, job: Job) -> str:
@@ -84,8 +80,7 @@ def _create(shot: Shot, data: dict[str, Any], output_root: Path) -> Job:
     start = data.setdefault("frame_start", shot.frame_start)
     end = data.setdefault("frame_end", shot.frame_end)
     v.check_frame_range(start, end)
-    count = end - start + 1
-    size = data.setdefault("chunk_size", default_chunk_size(count))
+    size = data.setdefault("chunk_size", AUTO)
     paused = data.pop("paused", False)
     data.setdefault("name", Path(data["blend_file"]).stem)
     job = Job.create(
@@ -102,7 +97,9 @@ def _create(shot: Shot, data: dict[str, Any], output_root: Path) -> Job:
 
 
 def create_rows(job_id: int, start: int, end: int, size: int) -> None:
-    """Chunk and frame rows in bulk: one INSERT per few hundred rows."""
+    """Chunk and frame rows in bulk, a few thousand rows per INSERT. With automatic chunking
+    (`size` 0) there is one chunk for the whole range, carved up as nodes claim it."""
+    size = size or end - start + 1
     ranges = [(s, min(s + size - 1, end)) for s in range(start, end + 1, size)]
     queued = ChunkStatus.QUEUED.value
     for span in pw.chunked(ranges, BATCH):

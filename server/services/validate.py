@@ -52,7 +52,7 @@ JOB_FIELDS: dict[str, Field] = {
     "blend_file": Field(str, nonempty=True),
     "frame_start": FRAME,
     "frame_end": FRAME,
-    "chunk_size": Field(int, 1, 100_000),
+    "chunk_size": Field(int, 0, 100_000),  # 0: the farm sizes each chunk (server/chunking.py)
     "priority": Field(int, 0, 100),
     "output": Field(str),
     "format": Field(str, choices=IMAGE_FORMATS),

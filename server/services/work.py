@@ -7,6 +7,7 @@ Every function here is safe to call with a late or repeated report: a frame that
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from peewee import fn
@@ -47,11 +48,16 @@ def may_take(client_id: int) -> Any:
     return Job.id.not_in(blocklist.blocked_jobs(client_id)) & (retry_here | ~fn.EXISTS(elsewhere))
 
 
-def claim_next(client_id: int) -> dict[str, Any] | None:
+Sizer = Callable[[Job, int], int]
+"""For a job with automatic chunking: how many of `left` frames this node should get."""
+
+
+def claim_next(client_id: int, sizer: Sizer | None = None) -> dict[str, Any] | None:
     """Give the best queued chunk to this node and answer its `render` order (or None).
 
     Highest priority first, then the oldest job, then the chunk's place in the shot. The claim
-    is a conditional UPDATE, so two claims can never take the same chunk.
+    is a conditional UPDATE, so two claims can never take the same chunk. A job with automatic
+    chunking has its frames carved off the front of its big queued chunk, `sizer` frames.
     """
     candidates = (
         Chunk.select(Chunk, Job)
@@ -65,7 +71,7 @@ def claim_next(client_id: int) -> dict[str, Any] | None:
         .limit(16)
     )
     for chunk in candidates:
-        order = _claim(client_id, chunk)
+        order = _claim(client_id, chunk, sizer)
         if order is not None:
             return order
     return None
@@ -80,9 +86,38 @@ def has_queued_work() -> bool:
     )
 
 
-def _claim(client_id: int, chunk: Chunk) -> dict[str, Any] | None:
+def _carve(chunk: Chunk, frames: int) -> Chunk | None:
+    """Split `frames` frames off the front of a queued chunk into a chunk of their own."""
+    start = chunk.frame_start
+    moved = (
+        Chunk.update(frame_start=start + frames)
+        .where(
+            Chunk.id == chunk.id,
+            Chunk.status == ChunkStatus.QUEUED.value,
+            Chunk.frame_start == start,
+        )
+        .execute()
+    )
+    if not moved:
+        return None
+    head = Chunk.create(job=chunk.job_id, frame_start=start, frame_end=start + frames - 1)
+    Frame.update(chunk=head.id).where(
+        Frame.chunk == chunk.id, Frame.number.between(start, start + frames - 1)
+    ).execute()
+    return head
+
+
+def _claim(client_id: int, chunk: Chunk, sizer: Sizer | None) -> dict[str, Any] | None:
     job: Job = chunk.job
     with database.atomic():
+        left = chunk.frame_end - chunk.frame_start + 1
+        if job.chunk_size == jobs.AUTO and sizer is not None and left > 1:
+            frames_wanted = sizer(job, left)
+            if frames_wanted < left:
+                head = _carve(chunk, frames_wanted)
+                if head is None:
+                    return None
+                chunk = head
         taken = (
             Chunk.update(
                 status=ChunkStatus.RUNNING.value,

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import peewee as pw
 import pytest
+from farmdb import make_job, make_node
 
-from brender.server.db import open_database
 from brender.server.errors import FarmError
 from brender.server.models import Chunk, Frame, Job
 from brender.server.services import blocklist, clients, jobs, query, work
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[pw.Database]:
-    database = open_database(f"sqlite:///{tmp_path / 'farm.db'}")
-    yield database
-    database.close()
-
-
-def node(name: str) -> int:
-    return int(clients.register({"node_id": f"id-{name}", "name": name}).id)
-
-
-def submit(tmp_path: Path, **values: object) -> Job:
-    base = {
-        "project": "p",
-        "sequence": "s",
-        "shot": "sh",
-        "blend_file": "/x.blend",
-        "frame_start": 1,
-        "frame_end": 6,
-        "chunk_size": 3,
-    }
-    return jobs.submit({**base, **values}, tmp_path)
 
 
 def statuses(job_id: int) -> list[str]:
@@ -43,7 +18,7 @@ def statuses(job_id: int) -> list[str]:
 
 
 def test_submit_creates_chunks_and_frames(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_start=10, frame_end=17, chunk_size=3)
+    job = make_job(tmp_path, frame_start=10, frame_end=17, chunk_size=3)
     chunks = list(Chunk.select().where(Chunk.job == job.id).order_by(Chunk.frame_start))
     assert [(c.frame_start, c.frame_end) for c in chunks] == [(10, 12), (13, 15), (16, 17)]
     assert [f.number for f in Frame.select().order_by(Frame.number)] == list(range(10, 18))
@@ -51,9 +26,9 @@ def test_submit_creates_chunks_and_frames(db: pw.Database, tmp_path: Path) -> No
 
 
 def test_claim_order_priority_then_age(db: pw.Database, tmp_path: Path) -> None:
-    low = submit(tmp_path, shot="a", priority=10)
-    high = submit(tmp_path, shot="b", priority=90)
-    n = node("n1")
+    low = make_job(tmp_path, shot="a", priority=10)
+    high = make_job(tmp_path, shot="b", priority=90)
+    n = make_node("n1")
     order = work.claim_next(n)
     assert order is not None and order["job_id"] == high.id and order["frames"] == [1, 2, 3]
     assert work.claim_next(n)["job_id"] == high.id  # type: ignore[index]
@@ -62,15 +37,15 @@ def test_claim_order_priority_then_age(db: pw.Database, tmp_path: Path) -> None:
 
 
 def test_paused_job_is_not_dispatched(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, paused=True)
-    assert work.claim_next(node("n1")) is None
+    job = make_job(tmp_path, paused=True)
+    assert work.claim_next(make_node("n1")) is None
     jobs.resume(Job.get_by_id(job.id))
-    assert work.claim_next(node("n1")) is not None
+    assert work.claim_next(make_node("n1")) is not None
 
 
 def test_frames_and_chunk_done_complete_the_job(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_end=3)
-    n = node("n1")
+    job = make_job(tmp_path, frame_end=3)
+    n = make_node("n1")
     order = work.claim_next(n)
     assert order is not None
     for f in order["frames"]:
@@ -86,8 +61,8 @@ def test_frames_and_chunk_done_complete_the_job(db: pw.Database, tmp_path: Path)
 
 
 def test_failed_frames_retry_then_fail(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_end=2, chunk_size=2, max_attempts=2)
-    n1, n2 = node("n1"), node("n2")
+    job = make_job(tmp_path, frame_end=2, chunk_size=2, max_attempts=2)
+    n1, n2 = make_node("n1"), make_node("n2")
     first = work.claim_next(n1)
     assert first is not None
     work.frame_done(n1, first["chunk_id"], 1, "/out/0001.png", 0.1)
@@ -103,8 +78,8 @@ def test_failed_frames_retry_then_fail(db: pw.Database, tmp_path: Path) -> None:
 
 
 def test_lost_node_gives_back_unfinished_frames(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_end=3)
-    n1, n2 = node("n1"), node("n2")
+    job = make_job(tmp_path, frame_end=3)
+    n1, n2 = make_node("n1"), make_node("n2")
     order = work.claim_next(n1)
     assert order is not None
     work.frame_done(n1, order["chunk_id"], 1, "/out/0001.png", 0.1)
@@ -118,7 +93,7 @@ def test_lost_node_gives_back_unfinished_frames(db: pw.Database, tmp_path: Path)
 
 
 def test_state_machine_refuses_illegal_moves(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path)
+    job = make_job(tmp_path)
     jobs.cancel(job)
     with pytest.raises(FarmError) as info:
         jobs.pause(Job.get_by_id(job.id))
@@ -137,8 +112,8 @@ def test_reconnecting_node_is_the_same_client(db: pw.Database) -> None:
 
 
 def test_node_blocklisted_after_three_failed_chunks(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_end=12, chunk_size=1, max_attempts=10)
-    bad, good = node("bad"), node("good")
+    job = make_job(tmp_path, frame_end=12, chunk_size=1, max_attempts=10)
+    bad, good = make_node("bad"), make_node("good")
     for _ in range(3):
         order = work.claim_next(bad)
         assert order is not None and order["job_id"] == job.id
@@ -153,8 +128,8 @@ def test_node_blocklisted_after_three_failed_chunks(db: pw.Database, tmp_path: P
 
 
 def test_job_fails_when_no_enabled_node_can_take_it(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_end=12, chunk_size=1, max_attempts=10)
-    only = node("only")
+    job = make_job(tmp_path, frame_end=12, chunk_size=1, max_attempts=10)
+    only = make_node("only")
     for _ in range(3):
         order = work.claim_next(only)
         assert order is not None
@@ -168,8 +143,8 @@ def test_job_fails_when_no_enabled_node_can_take_it(db: pw.Database, tmp_path: P
 
 
 def test_a_failed_chunk_goes_to_another_node_first(db: pw.Database, tmp_path: Path) -> None:
-    job = submit(tmp_path, frame_end=2, chunk_size=2)
-    n1, n2 = node("n1"), node("n2")
+    job = make_job(tmp_path, frame_end=2, chunk_size=2)
+    n1, n2 = make_node("n1"), make_node("n2")
     first = work.claim_next(n1)
     assert first is not None
     work.chunk_finished(n1, first["chunk_id"], False, -11, "Segmentation fault", [])
@@ -188,8 +163,8 @@ def test_a_failed_chunk_goes_to_another_node_first(db: pw.Database, tmp_path: Pa
 def test_a_queued_chunk_finished_by_late_reports_is_not_sent(
     db: pw.Database, tmp_path: Path
 ) -> None:
-    job = submit(tmp_path, frame_end=3, chunk_size=3)
-    n1, n2 = node("n1"), node("n2")
+    job = make_job(tmp_path, frame_end=3, chunk_size=3)
+    n1, n2 = make_node("n1"), make_node("n2")
     order = work.claim_next(n1)
     assert order is not None
     work.requeue_client(n1, "connection lost")
