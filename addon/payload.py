@@ -42,7 +42,7 @@ class SubmitSettings:
     shot: str
     frame_start: int
     frame_end: int
-    chunk_size: int = 0  # 0: the farm picks (about an eighth of the frames)
+    chunk_size: int = 0  # 0: the farm sizes each chunk (see docs/api.md, job submit)
     priority: int = 50
     output: str = ""  # Blender's pattern, may start with `//`; empty: the farm picks
     file_format: str = "PNG"

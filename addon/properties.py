@@ -82,11 +82,11 @@ class BRENDER_PG_submit(bpy.types.PropertyGroup):
         name="Scene frame range", default=True, update=_copy_scene_range,
         description="Render the scene's frame range; off: the range below",
     )  # fmt: skip
-    frame_start: IntProperty(name="Start", default=1, min=-10_000_000, max=10_000_000)
-    frame_end: IntProperty(name="End", default=250, min=-10_000_000, max=10_000_000)
+    frame_start: IntProperty(name="Start", default=1, min=0, max=10_000_000)
+    frame_end: IntProperty(name="End", default=250, min=0, max=10_000_000)
     chunk_size: IntProperty(
         name="Chunk size", default=0, min=0, max=100_000,
-        description="Frames per task sent to one node; 0: the farm picks (about an eighth)",
+        description="Frames per task sent to one node; 0: the farm sizes each task by its nodes",
     )  # fmt: skip
     priority: IntProperty(
         name="Priority", default=50, min=0, max=100,
