@@ -43,14 +43,15 @@ def _v1_baseline(db: pw.Database) -> None:
 
 
 def _v2_faults(db: pw.Database) -> None:
-    """Per-job hang timeout, a failed frame's log tail, the node a chunk last failed on, an
-    index for recent frames, and the per-job node blocklist."""
+    """Per-job hang timeout, a failed frame's log tail, the node a chunk last failed on,
+    indexes for recent frames and for a job's next chunk, and the per-job node blocklist."""
     migrator = SchemaMigrator.from_database(db)
     apply_operations(
         migrator.add_column(Job._meta.table_name, "timeout", Job.timeout),
         migrator.add_column(Frame._meta.table_name, "log_tail", Frame.log_tail),
         migrator.add_column(Chunk._meta.table_name, "failed_client", Chunk.failed_client),
         migrator.add_index(Frame._meta.table_name, ("finished_at",), False),
+        migrator.add_index(Chunk._meta.table_name, ("job_id", "status", "frame_start"), False),
     )
     db.create_tables([Blocklist])
 

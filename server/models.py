@@ -27,6 +27,7 @@ class BaseModel(pw.Model):
     class Meta:
         database = database
         legacy_table_names = False
+        only_save_dirty = True  # an UPDATE names the fields that changed, not all of them
 
     def to_dict(self) -> dict[str, Any]:
         """The row as the API shows it: foreign keys as `<name>_id`."""
@@ -119,7 +120,10 @@ class Chunk(BaseModel):
     finished_at = pw.DoubleField(null=True)
 
     class Meta:
-        indexes = ((("status", "job"), False),)
+        indexes = (
+            (("status", "job"), False),
+            (("job", "status", "frame_start"), False),  # a job's next queued chunk
+        )
 
 
 class Frame(BaseModel):

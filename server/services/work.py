@@ -29,51 +29,66 @@ log = logging.getLogger(__name__)
 UNFINISHED = (FrameStatus.QUEUED.value, FrameStatus.RENDERING.value)
 
 
-def may_take(client_id: int) -> Any:
-    """Which chunks this node may render, as a query condition: the one place such rules go
-    (tags and GPUs later). Now: not a job the node is blocklisted for, and not a chunk that
-    just failed on it while another online, enabled, unblocked node could try it instead."""
-    other = Client.alias()
-    elsewhere = other.select(other.id).where(
-        other.id != client_id,
-        other.online == True,  # noqa: E712 (SQL, not Python)
-        other.status == ClientStatus.ENABLED.value,
-        other.id.not_in(
+def may_take(client_id: int, chunk: Chunk) -> bool:
+    """Whether this node may render this chunk: the one place such rules go (tags and GPUs
+    later). Jobs the node is blocklisted for never reach here (`claim_next` leaves them out);
+    a chunk that just failed on this node waits for another online, enabled, unblocked node,
+    if there is one."""
+    if chunk.failed_client != client_id:
+        return True
+    elsewhere = Client.select().where(
+        Client.id != client_id,
+        Client.online == True,  # noqa: E712 (SQL, not Python)
+        Client.status == ClientStatus.ENABLED.value,
+        Client.id.not_in(
             Blocklist.select(Blocklist.client).where(
-                Blocklist.job == Chunk.job, Blocklist.failures >= blocklist.BLOCK_AFTER
+                Blocklist.job == chunk.job_id, Blocklist.failures >= blocklist.BLOCK_AFTER
             )
         ),
     )
-    retry_here = (Chunk.failed_client.is_null()) | (Chunk.failed_client != client_id)
-    return Job.id.not_in(blocklist.blocked_jobs(client_id)) & (retry_here | ~fn.EXISTS(elsewhere))
+    return not elsewhere.exists()
 
 
 Sizer = Callable[[Job, int], int]
 """For a job with automatic chunking: how many of `left` frames this node should get."""
 
+# The dispatcher's two look-ups run for every chunk handed out: written once as SQL (the same
+# text on SQLite and PostgreSQL, bar the placeholder), as building them with peewee's query
+# builder each time cost more than running them.
+BEST_JOBS_SQL = (
+    "SELECT * FROM job WHERE status IN ({p}, {p})"
+    " AND id NOT IN (SELECT job_id FROM blocklist WHERE client_id = {p} AND failures >= {p})"
+    " AND EXISTS (SELECT 1 FROM chunk WHERE chunk.job_id = job.id AND chunk.status = {p})"
+    " ORDER BY priority DESC, id LIMIT 8"
+)
+NEXT_CHUNKS_SQL = (
+    "SELECT * FROM chunk WHERE job_id = {p} AND status = {p} ORDER BY frame_start LIMIT 8"
+)
+
+
+def _sql(template: str) -> str:
+    return template.format(p=database.obj.param)
+
 
 def claim_next(client_id: int, sizer: Sizer | None = None) -> dict[str, Any] | None:
     """Give the best queued chunk to this node and answer its `render` order (or None).
 
-    Highest priority first, then the oldest job, then the chunk's place in the shot. The claim
-    is a conditional UPDATE, so two claims can never take the same chunk. A job with automatic
-    chunking has its frames carved off the front of its big queued chunk, `sizer` frames.
+    Highest priority first, then the oldest job (a few job rows), then the job's first queued
+    chunk (through the (job, status, frame_start) index). The claim is a conditional UPDATE,
+    so two claims can never take the same chunk. A job with automatic chunking has its frames
+    carved off the front of its big queued chunk, `sizer` frames.
     """
-    candidates = (
-        Chunk.select(Chunk, Job)
-        .join(Job)
-        .where(
-            Chunk.status == ChunkStatus.QUEUED.value,
-            Job.status.in_(JOB_DISPATCHABLE),
-            may_take(client_id),
-        )
-        .order_by(Job.priority.desc(), Job.id, Chunk.frame_start)
-        .limit(16)
+    queued = ChunkStatus.QUEUED.value
+    best_jobs = Job.raw(
+        _sql(BEST_JOBS_SQL), *JOB_DISPATCHABLE, client_id, blocklist.BLOCK_AFTER, queued
     )
-    for chunk in candidates:
-        order = _claim(client_id, chunk, sizer)
-        if order is not None:
-            return order
+    for job in list(best_jobs):
+        for chunk in list(Chunk.raw(_sql(NEXT_CHUNKS_SQL), job.id, queued)):
+            chunk.job = job
+            if may_take(client_id, chunk):
+                order = _claim(client_id, chunk, sizer)
+                if order is not None:
+                    return order
     return None
 
 
@@ -148,7 +163,7 @@ def _claim(client_id: int, chunk: Chunk, sizer: Sizer | None) -> dict[str, Any] 
         if not frames:
             # Late reports finished it while it waited in the queue: nothing left to send.
             _set_chunk(Chunk.get_by_id(chunk.id), ChunkStatus.DONE, client=None)
-            update_job_outcome(job)
+            update_job_outcome(job.id)
             return None
         if job.status == JobStatus.QUEUED.value:
             jobs.set_status(job, JobStatus.ACTIVE)
@@ -213,11 +228,14 @@ def chunk_finished(
                 "ignored end of chunk %d from client %d: not running there", chunk_id, client_id
             )
             return None
-        job = chunk.job
-        rendering = Frame.select().where(
-            Frame.chunk == chunk_id, Frame.status == FrameStatus.RENDERING.value
+        left = dict(
+            tuples(
+                Frame.select(Frame.status, fn.COUNT(Frame.id))
+                .where(Frame.chunk == chunk_id, Frame.status.in_(UNFINISHED))
+                .group_by(Frame.status)
+            )
         )
-        if ok and not rendering.exists():
+        if ok and not left.get(FrameStatus.RENDERING.value):
             _set_chunk(chunk, ChunkStatus.DONE, exit_code=exit_code, error="", log_tail="")
         else:
             reason = error or f"Blender exited with code {exit_code}"
@@ -230,15 +248,18 @@ def chunk_finished(
                 log_tail=tail,
                 failed_client=client_id,
             )
+            job = chunk.job
             log.warning(
                 "job %d chunk %d failed on client %d: %s", job.id, chunk_id, client_id, reason
             )
             _retry_or_fail(chunk, job, reason, tail)
+            left[FrameStatus.QUEUED.value] = 1  # frames went back: look again below
             blocklist.record_failure(job, client_id, reason)
             blocklist.fail_if_nobody_can_render(job)
-        requeue_if_pending(chunk)
-        update_job_outcome(job)
-    return int(job.id)
+        if left.get(FrameStatus.QUEUED.value):
+            requeue_if_pending(chunk)
+        update_job_outcome(chunk.job_id)
+    return chunk.job_id
 
 
 def _set_chunk(chunk: Chunk, new: ChunkStatus, **fields: Any) -> None:
@@ -320,7 +341,7 @@ def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> 
         for chunk in query:
             _give_back((Frame.chunk == chunk.id) & Frame.status.in_(UNFINISHED))
             _set_chunk(chunk, ChunkStatus.QUEUED, client=None, error=reason)
-            update_job_outcome(chunk.job)
+            update_job_outcome(chunk.job_id)
             requeued.append(chunk.id)
             log.warning(
                 "job %d chunk %d requeued from client %d: %s",
@@ -332,17 +353,23 @@ def requeue_client(client_id: int, reason: str, chunk_id: int | None = None) -> 
     return requeued
 
 
-def update_job_outcome(job: Job) -> None:
-    """Finish the job once all its frames are final and no chunk of it is running."""
-    job = Job.get_by_id(job.id)
-    if job.status not in (JobStatus.ACTIVE.value, JobStatus.QUEUED.value):
+def update_job_outcome(job_id: int) -> None:
+    """Finish the job once all its frames are final and no chunk of it is running.
+
+    Called after every chunk: the usual answer ("frames are left") costs one indexed look-up,
+    however big the job.
+    """
+    if Frame.select().where(Frame.job == job_id, Frame.status.in_(UNFINISHED)).exists():
         return
     # A job ends when its nodes are done with it, not merely when its last frame is saved.
     if (
         Chunk.select()
-        .where(Chunk.job == job.id, Chunk.status == ChunkStatus.RUNNING.value)
+        .where(Chunk.job == job_id, Chunk.status == ChunkStatus.RUNNING.value)
         .exists()
     ):
+        return
+    job = Job.get_by_id(job_id)
+    if job.status not in (JobStatus.ACTIVE.value, JobStatus.QUEUED.value):
         return
     c = jobs.frame_counts([job.id])[job.id]
     outcome = job_outcome(

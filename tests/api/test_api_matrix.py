@@ -360,7 +360,7 @@ def test_server_status(call: Call) -> None:
                     "sequence": "s",
                     "shot": "x",
                     "blend_file": "/a.blend",
-                    "chunk_size": 0,
+                    "chunk_size": -1,
                 },
             },
             "invalid_value",

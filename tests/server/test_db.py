@@ -33,6 +33,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     )
     database.execute_sql("DROP TABLE blocklist")
     database.execute_sql("DROP INDEX frame_finished_at")
+    database.execute_sql("DROP INDEX chunk_job_id_status_frame_start")
     SchemaVersion.delete().execute()
     SchemaVersion.create(version=1)
     database.close()
