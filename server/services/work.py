@@ -10,9 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from peewee import fn
-
-from brender.server.models import Blocklist, Chunk, Client, Frame, Job, database, now, tuples
+from brender.server.models import Blocklist, Chunk, Client, Frame, Job, database, now
 from brender.server.services import blocklist, jobs
 from brender.server.states import (
     JOB_DISPATCHABLE,
@@ -64,10 +62,34 @@ BEST_JOBS_SQL = (
 NEXT_CHUNKS_SQL = (
     "SELECT * FROM chunk WHERE job_id = {p} AND status = {p} ORDER BY frame_start LIMIT 8"
 )
+TAKE_CHUNK_SQL = (
+    "UPDATE chunk SET status = {p}, client_id = {p}, started_at = {p}, attempts = attempts + 1,"
+    " exit_code = NULL WHERE id = {p} AND status = {p}"
+)
+SEND_FRAMES_SQL = (
+    "UPDATE frame SET status = {p}, client_id = {p}, started_at = {p}, attempts = attempts + 1"
+    " WHERE chunk_id = {p} AND status = {p}"
+)
+SENT_FRAMES_SQL = "SELECT number FROM frame WHERE chunk_id = {p} AND status = {p} ORDER BY number"
+CHUNK_SQL = "SELECT * FROM chunk WHERE id = {p}"
+CHUNK_LEFT_SQL = (
+    "SELECT status, COUNT(*) FROM frame WHERE chunk_id = {p} AND status IN ({p}, {p})"
+    " GROUP BY status"
+)
+JOB_LEFT_SQL = "SELECT 1 FROM frame WHERE job_id = {p} AND status IN ({p}, {p}) LIMIT 1"
+FRAME_DONE_SQL = (
+    "UPDATE frame SET status = {p}, client_id = {p}, output_file = {p}, render_time = {p},"
+    " finished_at = {p}, error = '' WHERE chunk_id = {p} AND number = {p} AND status IN ({p}, {p})"
+)
 
 
 def _sql(template: str) -> str:
     return template.format(p=database.obj.param)
+
+
+def _run(template: str, *params: Any) -> Any:
+    """Run one of the statements above; answers the cursor (rowcount, fetchall)."""
+    return database.execute_sql(_sql(template), params)
 
 
 def claim_next(client_id: int, sizer: Sizer | None = None) -> dict[str, Any] | None:
@@ -133,33 +155,16 @@ def _claim(client_id: int, chunk: Chunk, sizer: Sizer | None) -> dict[str, Any] 
                 if head is None:
                     return None
                 chunk = head
-        taken = (
-            Chunk.update(
-                status=ChunkStatus.RUNNING.value,
-                client=client_id,
-                started_at=now(),
-                attempts=Chunk.attempts + 1,
-                exit_code=None,
-            )
-            .where(Chunk.id == chunk.id, Chunk.status == ChunkStatus.QUEUED.value)
-            .execute()
+        running, queued, rendering = (
+            ChunkStatus.RUNNING.value,
+            ChunkStatus.QUEUED.value,
+            FrameStatus.RENDERING.value,
         )
-        if not taken:
+        stamp = now()
+        if not _run(TAKE_CHUNK_SQL, running, client_id, stamp, chunk.id, queued).rowcount:
             return None
-        Frame.update(
-            status=FrameStatus.RENDERING.value,
-            client=client_id,
-            started_at=now(),
-            attempts=Frame.attempts + 1,
-        ).where(Frame.chunk == chunk.id, Frame.status == FrameStatus.QUEUED.value).execute()
-        frames = [
-            n
-            for (n,) in tuples(
-                Frame.select(Frame.number)
-                .where(Frame.chunk == chunk.id, Frame.status == FrameStatus.RENDERING.value)
-                .order_by(Frame.number)
-            )
-        ]
+        _run(SEND_FRAMES_SQL, rendering, client_id, stamp, chunk.id, FrameStatus.QUEUED.value)
+        frames = [n for (n,) in _run(SENT_FRAMES_SQL, chunk.id, rendering).fetchall()]
         if not frames:
             # Late reports finished it while it waited in the queue: nothing left to send.
             _set_chunk(Chunk.get_by_id(chunk.id), ChunkStatus.DONE, client=None)
@@ -188,18 +193,17 @@ def frame_done(
     client_id: int, chunk_id: int, number: int, output_file: str, render_time: float | None
 ) -> bool:
     """Record a saved frame; answers False for a duplicate or a frame no longer wanted."""
-    updated = (
-        Frame.update(
-            status=FrameStatus.DONE.value,
-            client=client_id,
-            output_file=output_file,
-            render_time=render_time,
-            finished_at=now(),
-            error="",
-        )
-        .where(Frame.chunk == chunk_id, Frame.number == number, Frame.status.in_(UNFINISHED))
-        .execute()
-    )
+    updated = _run(
+        FRAME_DONE_SQL,
+        FrameStatus.DONE.value,
+        client_id,
+        output_file,
+        render_time,
+        now(),
+        chunk_id,
+        number,
+        *UNFINISHED,
+    ).rowcount
     if not updated:
         log.info(
             "ignored report of frame %d (chunk %d) from client %d: already final or unknown",
@@ -218,7 +222,7 @@ def chunk_finished(
     Answers the chunk's job id when the chunk belonged to this node, else None (a stale report).
     """
     with database.atomic():
-        chunk = Chunk.get_or_none(Chunk.id == chunk_id)
+        chunk = next(iter(Chunk.raw(_sql(CHUNK_SQL), chunk_id)), None)
         if (
             chunk is None
             or chunk.client_id != client_id
@@ -228,13 +232,7 @@ def chunk_finished(
                 "ignored end of chunk %d from client %d: not running there", chunk_id, client_id
             )
             return None
-        left = dict(
-            tuples(
-                Frame.select(Frame.status, fn.COUNT(Frame.id))
-                .where(Frame.chunk == chunk_id, Frame.status.in_(UNFINISHED))
-                .group_by(Frame.status)
-            )
-        )
+        left = dict(_run(CHUNK_LEFT_SQL, chunk_id, *UNFINISHED).fetchall())
         if ok and not left.get(FrameStatus.RENDERING.value):
             _set_chunk(chunk, ChunkStatus.DONE, exit_code=exit_code, error="", log_tail="")
         else:
@@ -359,7 +357,7 @@ def update_job_outcome(job_id: int) -> None:
     Called after every chunk: the usual answer ("frames are left") costs one indexed look-up,
     however big the job.
     """
-    if Frame.select().where(Frame.job == job_id, Frame.status.in_(UNFINISHED)).exists():
+    if _run(JOB_LEFT_SQL, job_id, *UNFINISHED).fetchone():
         return
     # A job ends when its nodes are done with it, not merely when its last frame is saved.
     if (
