@@ -44,6 +44,7 @@ class Farm:
     listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
     _kicked: bool = False
+    stopping: bool = False
     _watchdog: PeriodicCallback | None = None
 
     def start(self) -> None:
@@ -54,6 +55,9 @@ class Farm:
         IOLoop.current().call_later(self.settings.node_timeout, self.requeue_orphans)
 
     def stop(self) -> None:
+        """Close every node connection without touching their work: the nodes are not gone,
+        the server is, and a returning server lets them reclaim their chunks."""
+        self.stopping = True
         if self._watchdog is not None:
             self._watchdog.stop()
         for session in list(self.sessions.values()):
@@ -98,6 +102,8 @@ class Farm:
             return
         del self.sessions[cid]
         self.idle.pop(cid, None)
+        if self.stopping:
+            return  # shutting down: nothing to write (start-up marks every client offline)
         clients.set_offline(cid)
         if not session.replaced:
             work.requeue_client(cid, reason)

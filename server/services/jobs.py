@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -102,41 +103,36 @@ def create_rows(job_id: int, start: int, end: int, size: int) -> None:
     size = size or end - start + 1
     ranges = [(s, min(s + size - 1, end)) for s in range(start, end + 1, size)]
     queued = ChunkStatus.QUEUED.value
-    for span in pw.chunked(ranges, BATCH):
-        Chunk.insert_many(
-            [(job_id, s, e, queued, 0, "", "") for s, e in span],
-            fields=[
-                Chunk.job,
-                Chunk.frame_start,
-                Chunk.frame_end,
-                Chunk.status,
-                Chunk.attempts,
-                Chunk.error,
-                Chunk.log_tail,
-            ],
-        ).execute()
+    _insert(
+        "chunk",
+        ("job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
+        ((job_id, s, e, queued, 0, "", "") for s, e in ranges),
+    )
     chunk_ids = [
         r[0]
         for r in tuples(
             Chunk.select(Chunk.id).where(Chunk.job == job_id).order_by(Chunk.frame_start)
         )
     ]
-    frame_rows = (
-        (job_id, chunk_id, n, FrameStatus.QUEUED.value, "", 0, "")
-        for chunk_id, (s, e) in zip(chunk_ids, ranges, strict=True)
-        for n in range(s, e + 1)
+    _insert(
+        "frame",
+        ("job_id", "chunk_id", "number", "status", "output_file", "attempts", "error", "log_tail"),
+        (
+            (job_id, chunk_id, n, FrameStatus.QUEUED.value, "", 0, "", "")
+            for chunk_id, (s, e) in zip(chunk_ids, ranges, strict=True)
+            for n in range(s, e + 1)
+        ),
     )
-    fields = [
-        Frame.job,
-        Frame.chunk,
-        Frame.number,
-        Frame.status,
-        Frame.output_file,
-        Frame.attempts,
-        Frame.error,
-    ]
-    for batch in pw.chunked(frame_rows, BATCH):
-        Frame.insert_many(batch, fields=fields).execute()
+
+
+def _insert(table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Multi-row INSERTs written out directly: for a 100,000-frame job, building them with
+    peewee's insert_many took seconds, SQLite runs them in a fraction of one."""
+    row_sql = "(" + ", ".join([database.obj.param] * len(columns)) + ")"
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    for batch in pw.chunked(rows, BATCH):
+        values = [value for row in batch for value in row]
+        database.execute_sql(head + ", ".join([row_sql] * len(batch)), values)
 
 
 def frame_counts(job_ids: list[int]) -> dict[int, dict[str, int]]:
