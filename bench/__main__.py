@@ -1,0 +1,111 @@
+"""`python -m bench --list` | `python -m bench NAME [--quick] [--profile] [--keep DIR]`.
+
+Runs one scenario, prints a readable table, and prints as its last line one JSON object:
+`{"scenario", "metric", "value", "unit", "target", "better", "meets", …details}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from bench import procs, proposals
+from bench.scenario import Context
+from bench.scenarios import SCENARIOS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("name", nargs="?", help="the scenario to run (see --list)")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--quick", action="store_true", help="a smaller size, well under a minute")
+    # The test suite's size: every step of the scenario, at the smallest size that runs them.
+    p.add_argument("--toy", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--profile", action="store_true", help="sample the server with py-spy (to stderr)"
+    )
+    p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, databases)")
+    p.add_argument(
+        "--try",
+        dest="proposals",
+        metavar="NAMES",
+        help="run the server with proposed changes (bench/proposals.py): a comma list or 'all'",
+    )
+    return p
+
+
+def tracebacks(workdir: Path) -> int:
+    """Tracebacks in the servers' logs: a figure from a server that failed is not a figure."""
+    return sum(
+        log.read_text(errors="replace").count("Traceback (most recent call last)")
+        for log in workdir.rglob("server.log")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.list or not args.name:
+        width = max(len(n) for n in SCENARIOS)
+        for name, scenario in SCENARIOS.items():
+            print(f"{name.ljust(width)}  {scenario.summary}")
+        return 0 if args.list else 2
+    scenario = SCENARIOS.get(args.name)
+    if scenario is None:
+        print(f"unknown scenario {args.name!r}; see --list", file=sys.stderr)
+        return 2
+    size = "toy" if args.toy else "quick" if args.quick else "full"
+    if args.proposals:
+        procs.PROPOSALS[:] = proposals.expand(args.proposals)
+    keep = bool(args.keep or args.profile)
+    if args.keep:
+        workdir = Path(args.keep).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix=f"brender-bench-{scenario.name}-"))
+    ctx = Context(size=size, workdir=workdir, profile=args.profile, started=time.perf_counter())
+    ctx.say(f"{scenario.name} ({size}) in {workdir}")
+    try:
+        result = scenario.run(ctx)
+        result.details["server_tracebacks"] = tracebacks(workdir)
+    except Exception as exc:
+        traceback.print_exc()
+        print(
+            json.dumps(
+                {
+                    "scenario": scenario.name,
+                    "metric": None,
+                    "value": None,
+                    "unit": None,
+                    "target": None,
+                    "better": None,
+                    "meets": False,
+                    "size": size,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
+        )
+        return 1
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            ctx.say(f"kept {workdir}")
+    result.details.setdefault("seconds", round(time.perf_counter() - ctx.started, 1))
+    if result.details["server_tracebacks"]:
+        result.notes.append("the server logged tracebacks during the run: see its log (--keep)")
+    if procs.PROPOSALS:
+        result.details["proposals_tried"] = list(procs.PROPOSALS)
+        result.notes.append(f"server run WITH proposed changes: {', '.join(procs.PROPOSALS)}")
+    print(result.text())
+    print(result.json_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""throughput: 1,000 simulated nodes, 100,000 zero-cost frames, chunks of one frame.
+
+The figure is frames persisted per second in the steady state (the middle 80 % of the frames'
+`finished_at`, the server's own clock), after checking that every frame a node reported is
+`done` in the database. Anchors: Tractor claims "over 500 tasks per second"; an OpenCue
+scheduler stress run shows 975 frames/s.
+
+A run has a time budget: when the farm is too slow to finish the job in it, the job is paused,
+the chunks in flight end, and the figure is the rate over the frames done so far (the details
+say how many). At the target rate the full job takes 10 s, far inside the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.client import AsyncApi, job_request, submit_request, verb_request
+from bench.farmwork import finish_times, latency_figures, sustained_rate, wait_job
+from bench.procs import Server, raise_fd_limit
+from bench.report import Check, Result
+from bench.scenario import Context, Scenario, Sizes
+from bench.simnodes import CostModel, SimulatedNodes
+
+TARGET = 10_000.0  # frames/s
+
+
+@dataclass(frozen=True)
+class Size:
+    nodes: int
+    frames: int
+    budget: float  # seconds the job may run before it is paused and the rate taken
+
+
+SIZES = Sizes(
+    full=Size(1000, 100_000, 300.0), quick=Size(200, 2_000, 20.0), toy=Size(10, 100, 10.0)
+)
+
+
+async def pause_and_settle(api: AsyncApi, job_id: int, timeout: float = 300.0) -> Any:
+    """Pause the job and wait until no frame of it is rendering; answers its row."""
+    await api.ok(verb_request([job_id], "pause"))
+    deadline = time.monotonic() + timeout
+    while True:
+        row = (await api.ok(job_request(job_id)))[0]
+        if not row["frames"]["rendering"]:
+            return row
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still rendering {timeout:g} s after its pause")
+        await asyncio.sleep(0.2)
+
+
+async def _measure(ctx: Context, server: Server, size: Size) -> Result:
+    api = await AsyncApi.connect(server.tcp_port)
+    start = time.perf_counter()
+    job = await api.ok(submit_request("throughput", size.frames, chunk_size=1, paused=True))
+    submit_s = time.perf_counter() - start
+    ctx.say(f"job {job['id']}: {size.frames} frames in chunks of 1, submitted in {submit_s:.2f} s")
+    nodes = SimulatedNodes(server.tcp_port, size.nodes, CostModel())
+    connect_s = await nodes.connect()
+    ctx.say(f"{size.nodes} simulated nodes connected in {connect_s:.2f} s")
+    cpu_harness = time.process_time()
+    cpu_server = server.cpu_seconds()
+    wall = time.perf_counter()
+    with ctx.profiled(server, "throughput"):
+        await api.ok(verb_request([job["id"]], "resume"))
+        try:
+            await nodes.wait_frames(size.frames, timeout=size.budget)
+            finished = True
+        except TimeoutError:
+            finished = False
+        wall = time.perf_counter() - wall
+    cpu_harness = time.process_time() - cpu_harness
+    cpu_server = server.cpu_seconds() - cpu_server
+    if finished:
+        ctx.say(f"the nodes reported {size.frames} frames in {wall:.1f} s; waiting for the job")
+        row = await wait_job(api, job["id"], timeout=600)
+    else:
+        ctx.say(f"budget of {size.budget:g} s spent at {nodes.stats.frames} frames: pausing")
+        row = await pause_and_settle(api, job["id"])
+    reported = nodes.stats.frames
+    times = await finish_times(api, job["id"])
+    await nodes.close()
+    await api.close()
+
+    done = row["frames"]["done"]
+    span = (max(times) - row["started_at"]) if times else 0.0
+    overall = done / span if span > 0 else 0.0
+    sustained = sustained_rate(times)
+    lat = latency_figures([lat for _, lat in nodes.stats.latencies])
+    table = [
+        {
+            "nodes": size.nodes,
+            "frames": size.frames,
+            "done in db": done,
+            "reported": reported,
+            "job status": row["status"],
+            "frames/s sustained": sustained,
+            "frames/s overall": overall,
+            "job seconds": span,
+            "server cpu %": 100 * cpu_server / wall,
+            "harness cpu %": 100 * cpu_harness / wall,
+            "drops": nodes.stats.lost,
+            "idle->order p50 ms": lat["p50_ms"],
+            "p99 ms": lat["p99_ms"],
+        }
+    ]
+    return Result(
+        "throughput",
+        ctx.size,
+        [
+            Check("frames_per_second_sustained", sustained, "frames/s", TARGET, "higher"),
+            Check("reported_frames_not_done", float(reported - done), "frames", 0, "lower"),
+        ],
+        table=table,
+        details={
+            "nodes": size.nodes,
+            "frames": size.frames,
+            "chunk_size": 1,
+            "frames_done_in_db": done,
+            "frames_reported_by_nodes": reported,
+            "every_reported_frame_persisted": done == reported,
+            "finished_within_budget": finished,
+            "budget_seconds": size.budget,
+            "frames_per_second_overall": overall,
+            "job_seconds": span,
+            "submit_seconds": submit_s,
+            "connect_seconds": connect_s,
+            "server_cpu_share": cpu_server / wall,
+            "harness_cpu_share": cpu_harness / wall,
+            "dispatch_latency_under_load": lat,
+            "rejected": nodes.stats.rejected,
+            "connections_dropped_by_server": nodes.stats.lost,
+            "anchors": {"tractor_tasks_per_s": 500, "opencue_stress_frames_per_s": 975},
+        },
+        notes=[
+            "sustained = the middle 80 % of the frames by their finished_at in the database",
+            "server cpu % near 100 means the server's one event loop is the limit",
+            "reported_frames_not_done: reports the server never read (it dropped their node)",
+        ],
+    )
+
+
+def run(ctx: Context) -> Result:
+    size = SIZES.pick(ctx.size)
+    raise_fd_limit(size.nodes * 2 + 256)
+    with Server(ctx.workdir / "server").start() as server:
+        result = asyncio.run(_measure(ctx, server, size))
+        server.stop()
+    return result
+
+
+SCENARIO = Scenario(
+    "throughput",
+    "1,000 simulated nodes, 100,000 zero-cost frames, chunk size 1: frames persisted/s",
+    run,
+)

@@ -1,0 +1,124 @@
+"""Simulated render nodes: many lightweight nodes in one process, for scale benchmarks only.
+
+Each `SimulatedNode` is one real loopback TCP connection that speaks the real node protocol
+(docs/protocol.md) with `brender.wire`: `hello` → `welcome`, pings every heartbeat and answers
+the master's, and on `render` waits what the `CostModel` says, then reports each `frame` and a
+`chunk_done`. Like the real node it pings after each batch of reports (the pong tells the real
+node the master has read its outbox). It never runs Blender: figures from it measure the
+server, and it is never evidence in correctness tests. A node the server drops reconnects
+(bench/simnode.py), so `stats.lost` counts drops, not nodes gone for good.
+
+Dispatch latency is measured here: from the moment a node wrote its `chunk_done` (it is idle)
+to the moment its next `render` order arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.client import HOST
+from bench.simnode import SimulatedNode
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds a node of speed 1 needs: `startup` once per chunk (Blender's start and file
+    load), then `frame_cost(n)` for frame n. A node of speed s needs 1/s of that."""
+
+    frame_cost: Callable[[int], float] = lambda n: 0.0
+    startup: float = 0.0
+
+    def chunk_seconds(self, frames: list[int], speed: float) -> float:
+        return (self.startup + sum(self.frame_cost(n) for n in frames)) / speed
+
+
+@dataclass
+class Stats:
+    """What the whole harness saw; latencies are (idle since, seconds idle) pairs: when a node
+    wrote its `chunk_done` and how long until its next order arrived (perf_counter clock)."""
+
+    latencies: list[tuple[float, float]] = field(default_factory=list)
+    orders: int = 0
+    frames: int = 0
+    chunks: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    nodes_started: int = 0  # nodes that have had at least one order
+    lost: int = 0  # connections the server ended (each node then reconnects, as real ones do)
+
+
+class SimulatedNodes:
+    """`count` simulated nodes in this process, all connected to one server's TCP port."""
+
+    def __init__(
+        self,
+        port: int,
+        count: int,
+        cost: CostModel,
+        *,
+        speeds: list[float] | None = None,
+        prefix: str = "sim",
+        heartbeat: bool = True,
+    ) -> None:
+        self.port = port
+        self.host = HOST
+        self.cost = cost
+        self.prefix = prefix
+        self.heartbeat = heartbeat
+        self.speeds = speeds or [1.0] * count
+        assert len(self.speeds) == count
+        self.nodes: list[SimulatedNode] = []
+        self.stats = Stats()
+        self.closing = False
+
+    async def connect(self, batch: int = 100, timeout: float = 120.0) -> float:
+        """Connect every node and wait for every welcome; answers the seconds it took."""
+        loop = asyncio.get_running_loop()
+        start = time.perf_counter()
+        for first in range(0, len(self.speeds), batch):
+            made = []
+            for i in range(first, min(first + batch, len(self.speeds))):
+                node = SimulatedNode(self, i, self.speeds[i])
+                self.nodes.append(node)
+                made.append(loop.create_connection(lambda n=node: n, HOST, self.port))  # type: ignore[misc]
+            await asyncio.gather(*made)
+            await asyncio.wait_for(
+                asyncio.gather(*(n.welcomed for n in self.nodes[first:])), timeout
+            )
+        return time.perf_counter() - start
+
+    async def wait_frames(self, frames: int, timeout: float) -> None:
+        """Until the nodes have reported `frames` frames in all."""
+        deadline = time.monotonic() + timeout
+        while self.stats.frames < frames:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.stats.frames} of {frames} frames after {timeout} s")
+            await asyncio.sleep(0.01)
+
+    async def wait_all_busy(self, timeout: float) -> float:
+        """Until every node still connected has had an order; answers when the last one got
+        its first (perf_counter clock)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [n for n in self.nodes if n.first_order_at is None]
+            if not waiting:
+                return max((n.first_order_at or 0.0) for n in self.nodes)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(waiting)} of {len(self.nodes)} nodes never got work")
+            await asyncio.sleep(0.02)
+
+    def latencies_since(self, since: float, until: float = float("inf")) -> list[float]:
+        """Latencies of the nodes that became idle in [since, until)."""
+        return [lat for at, lat in self.stats.latencies if since <= at < until]
+
+    def busy(self) -> int:
+        return sum(1 for n in self.nodes if n.chunk_id is not None)
+
+    async def close(self) -> None:
+        self.closing = True
+        for node in self.nodes:
+            node.close()
+        await asyncio.sleep(0)
