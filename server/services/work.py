@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from brender.server.models import Blocklist, Chunk, Client, Frame, Job, database, now
-from brender.server.services import blocklist, jobs
+from brender.server.services import blocklist, hot_sql, jobs
 from brender.server.states import (
     JOB_DISPATCHABLE,
     ChunkStatus,
@@ -50,47 +50,6 @@ def may_take(client_id: int, chunk: Chunk) -> bool:
 Sizer = Callable[[Job, int], int]
 """For a job with automatic chunking: how many of `left` frames this node should get."""
 
-# The dispatcher's two look-ups run for every chunk handed out: written once as SQL (the same
-# text on SQLite and PostgreSQL, bar the placeholder), as building them with peewee's query
-# builder each time cost more than running them.
-BEST_JOBS_SQL = (
-    "SELECT * FROM job WHERE status IN ({p}, {p})"
-    " AND id NOT IN (SELECT job_id FROM blocklist WHERE client_id = {p} AND failures >= {p})"
-    " AND EXISTS (SELECT 1 FROM chunk WHERE chunk.job_id = job.id AND chunk.status = {p})"
-    " ORDER BY priority DESC, id LIMIT 8"
-)
-NEXT_CHUNKS_SQL = (
-    "SELECT * FROM chunk WHERE job_id = {p} AND status = {p} ORDER BY frame_start LIMIT 8"
-)
-TAKE_CHUNK_SQL = (
-    "UPDATE chunk SET status = {p}, client_id = {p}, started_at = {p}, attempts = attempts + 1,"
-    " exit_code = NULL WHERE id = {p} AND status = {p}"
-)
-SEND_FRAMES_SQL = (
-    "UPDATE frame SET status = {p}, client_id = {p}, started_at = {p}, attempts = attempts + 1"
-    " WHERE chunk_id = {p} AND status = {p}"
-)
-SENT_FRAMES_SQL = "SELECT number FROM frame WHERE chunk_id = {p} AND status = {p} ORDER BY number"
-CHUNK_SQL = "SELECT * FROM chunk WHERE id = {p}"
-CHUNK_LEFT_SQL = (
-    "SELECT status, COUNT(*) FROM frame WHERE chunk_id = {p} AND status IN ({p}, {p})"
-    " GROUP BY status"
-)
-JOB_LEFT_SQL = "SELECT 1 FROM frame WHERE job_id = {p} AND status IN ({p}, {p}) LIMIT 1"
-FRAME_DONE_SQL = (
-    "UPDATE frame SET status = {p}, client_id = {p}, output_file = {p}, render_time = {p},"
-    " finished_at = {p}, error = '' WHERE chunk_id = {p} AND number = {p} AND status IN ({p}, {p})"
-)
-
-
-def _sql(template: str) -> str:
-    return template.format(p=database.obj.param)
-
-
-def _run(template: str, *params: Any) -> Any:
-    """Run one of the statements above; answers the cursor (rowcount, fetchall)."""
-    return database.execute_sql(_sql(template), params)
-
 
 def claim_next(client_id: int, sizer: Sizer | None = None) -> dict[str, Any] | None:
     """Give the best queued chunk to this node and answer its `render` order (or None).
@@ -102,10 +61,14 @@ def claim_next(client_id: int, sizer: Sizer | None = None) -> dict[str, Any] | N
     """
     queued = ChunkStatus.QUEUED.value
     best_jobs = Job.raw(
-        _sql(BEST_JOBS_SQL), *JOB_DISPATCHABLE, client_id, blocklist.BLOCK_AFTER, queued
+        hot_sql.sql(hot_sql.BEST_JOBS_SQL),
+        *JOB_DISPATCHABLE,
+        client_id,
+        blocklist.BLOCK_AFTER,
+        queued,
     )
     for job in list(best_jobs):
-        for chunk in list(Chunk.raw(_sql(NEXT_CHUNKS_SQL), job.id, queued)):
+        for chunk in list(Chunk.raw(hot_sql.sql(hot_sql.NEXT_CHUNKS_SQL), job.id, queued)):
             chunk.job = job
             if may_take(client_id, chunk):
                 order = _claim(client_id, chunk, sizer)
@@ -161,10 +124,16 @@ def _claim(client_id: int, chunk: Chunk, sizer: Sizer | None) -> dict[str, Any] 
             FrameStatus.RENDERING.value,
         )
         stamp = now()
-        if not _run(TAKE_CHUNK_SQL, running, client_id, stamp, chunk.id, queued).rowcount:
+        if not hot_sql.run(
+            hot_sql.TAKE_CHUNK_SQL, running, client_id, stamp, chunk.id, queued
+        ).rowcount:
             return None
-        _run(SEND_FRAMES_SQL, rendering, client_id, stamp, chunk.id, FrameStatus.QUEUED.value)
-        frames = [n for (n,) in _run(SENT_FRAMES_SQL, chunk.id, rendering).fetchall()]
+        hot_sql.run(
+            hot_sql.SEND_FRAMES_SQL, rendering, client_id, stamp, chunk.id, FrameStatus.QUEUED.value
+        )
+        frames = [
+            n for (n,) in hot_sql.run(hot_sql.SENT_FRAMES_SQL, chunk.id, rendering).fetchall()
+        ]
         if not frames:
             # Late reports finished it while it waited in the queue: nothing left to send.
             _set_chunk(Chunk.get_by_id(chunk.id), ChunkStatus.DONE, client=None)
@@ -193,8 +162,8 @@ def frame_done(
     client_id: int, chunk_id: int, number: int, output_file: str, render_time: float | None
 ) -> bool:
     """Record a saved frame; answers False for a duplicate or a frame no longer wanted."""
-    updated = _run(
-        FRAME_DONE_SQL,
+    updated = hot_sql.run(
+        hot_sql.FRAME_DONE_SQL,
         FrameStatus.DONE.value,
         client_id,
         output_file,
@@ -222,7 +191,7 @@ def chunk_finished(
     Answers the chunk's job id when the chunk belonged to this node, else None (a stale report).
     """
     with database.atomic():
-        chunk = next(iter(Chunk.raw(_sql(CHUNK_SQL), chunk_id)), None)
+        chunk = next(iter(Chunk.raw(hot_sql.sql(hot_sql.CHUNK_SQL), chunk_id)), None)
         if (
             chunk is None
             or chunk.client_id != client_id
@@ -232,7 +201,7 @@ def chunk_finished(
                 "ignored end of chunk %d from client %d: not running there", chunk_id, client_id
             )
             return None
-        left = dict(_run(CHUNK_LEFT_SQL, chunk_id, *UNFINISHED).fetchall())
+        left = dict(hot_sql.run(hot_sql.CHUNK_LEFT_SQL, chunk_id, *UNFINISHED).fetchall())
         if ok and not left.get(FrameStatus.RENDERING.value):
             _set_chunk(chunk, ChunkStatus.DONE, exit_code=exit_code, error="", log_tail="")
         else:
@@ -357,7 +326,7 @@ def update_job_outcome(job_id: int) -> None:
     Called after every chunk: the usual answer ("frames are left") costs one indexed look-up,
     however big the job.
     """
-    if _run(JOB_LEFT_SQL, job_id, *UNFINISHED).fetchone():
+    if hot_sql.run(hot_sql.JOB_LEFT_SQL, job_id, *UNFINISHED).fetchone():
         return
     # A job ends when its nodes are done with it, not merely when its last frame is saved.
     if (
