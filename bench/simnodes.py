@@ -83,7 +83,7 @@ class SimulatedNodes:
             for i in range(first, min(first + batch, len(self.speeds))):
                 node = SimulatedNode(self, i, self.speeds[i])
                 self.nodes.append(node)
-                made.append(loop.create_connection(lambda n=node: n, HOST, self.port))  # type: ignore[misc]
+                made.append(loop.create_connection(lambda n=node: n, HOST, self.port))
             await asyncio.gather(*made)
             await asyncio.wait_for(
                 asyncio.gather(*(n.welcomed for n in self.nodes[first:])), timeout
@@ -99,8 +99,8 @@ class SimulatedNodes:
             await asyncio.sleep(0.01)
 
     async def wait_all_busy(self, timeout: float) -> float:
-        """Until every node still connected has had an order; answers when the last one got
-        its first (perf_counter clock)."""
+        """Until every node has had an order (a node the server dropped reconnects first);
+        answers when the last one got its first (perf_counter clock)."""
         deadline = time.monotonic() + timeout
         while True:
             waiting = [n for n in self.nodes if n.first_order_at is None]
