@@ -102,7 +102,9 @@ def _carve(chunk: Chunk, frames: int) -> Chunk | None:
         return None
     head = Chunk.create(job=chunk.job_id, frame_start=start, frame_end=start + frames - 1)
     Frame.update(chunk=head.id).where(
-        Frame.chunk == chunk.id, Frame.number.between(start, start + frames - 1)
+        Frame.job == chunk.job_id,  # through the (job, number) index, not the whole chunk
+        Frame.chunk == chunk.id,
+        Frame.number.between(start, start + frames - 1),
     ).execute()
     return head
 
