@@ -46,7 +46,7 @@ ADDON_TAGS = {
     "User Interface", "UV",
 }  # fmt: skip
 VERSION_LINE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
-VERSION_FILES = ("brender/__init__.py", "addon/__init__.py")
+VERSION_FILES = ("common/__init__.py", "addon/__init__.py")
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 SKIP_NAMES = re.compile(r"^(\.|test|conftest\.py$)|\.(pyc|pyo|orig|rej|swp|blend\d*)$|~$")
 

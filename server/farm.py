@@ -46,6 +46,8 @@ class Farm:
     _kicked: bool = False
     stopping: bool = False
     _watchdog: PeriodicCallback | None = None
+    local_node: Callable[[], dict[str, Any]] | None = None
+    """The state of `--local-node`'s process (server/local_node.py), when there is one."""
 
     def start(self) -> None:
         """Forget connections of the last run; orphaned chunks wait `node_timeout` for their node."""

@@ -67,6 +67,7 @@ async def serve(config: ServerConfig) -> int:
     node = None
     if config.local_node:
         node = LocalNode(config, tcp_port)
+        farm.local_node = node.state
         await node.start()
 
     await stop.wait()

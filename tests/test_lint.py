@@ -23,7 +23,7 @@ def test_mypy(tmp_path: Path) -> None:
     # cannot follow that mapping, so it checks a tree of links laid out as the installed package.
     pkg = tmp_path / "brender"
     pkg.mkdir()
-    for item in (ROOT / "brender").iterdir():
+    for item in (ROOT / "common").iterdir():
         if item.name != "__pycache__":
             (pkg / item.name).symlink_to(item)
     (pkg / "server").symlink_to(ROOT / "server")

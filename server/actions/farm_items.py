@@ -120,4 +120,5 @@ def status(farm: Farm, req: Request) -> dict[str, Any]:
             "busy": busy,
             "idle": online - busy,
         },
+        "local_node": farm.local_node() if farm.local_node is not None else None,
     }

@@ -21,11 +21,11 @@ GOOD = (ROOT / "blender_manifest.toml").read_text()
 
 
 def tree(tmp_path: Path, manifest: str = GOOD) -> Path:
-    """A copy of what build.py reads: the manifest, addon/, brender/__init__.py, build.py."""
+    """A copy of what build.py reads: the manifest, addon/, common/__init__.py, build.py."""
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "addon", root / "addon", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "brender").mkdir()
-    shutil.copy(ROOT / "brender" / "__init__.py", root / "brender" / "__init__.py")
+    (root / "common").mkdir()
+    shutil.copy(ROOT / "common" / "__init__.py", root / "common" / "__init__.py")
     shutil.copy(ROOT / "build.py", root / "build.py")
     (root / "blender_manifest.toml").write_text(manifest)
     return root
@@ -79,7 +79,7 @@ def test_the_command_line_writes_dist(tmp_path: Path) -> None:
 
 def test_the_versions_agree() -> None:
     manifest = tomllib.loads(GOOD)["version"]
-    for rel in ("brender/__init__.py", "addon/__init__.py"):
+    for rel in ("common/__init__.py", "addon/__init__.py"):
         found = re.search(r'^__version__ = "(.+)"', (ROOT / rel).read_text(), re.MULTILINE)
         assert found and found.group(1) == manifest, rel
 

@@ -59,6 +59,7 @@ export function overview() {
   const frameTotals = stat("frames done", "–");
   const active = h("div.joblist");
   const nodeList = h("div.nodelist");
+  const localNode = h("section.panel.localnode", { hidden: true });
 
   for (const [state, el] of Object.entries(jobs)) el.dataset.state = state;
 
@@ -89,6 +90,7 @@ export function overview() {
   }
 
   function show(s, jobRead, clients, now) {
+    showLocalNode(s.local_node);
     const c = s.clients;
     setText(nodes.online.value, `${c.online} / ${c.total}`);
     setText(nodes.busy.value, c.busy);
@@ -111,6 +113,17 @@ export function overview() {
     } else {
       fill(nodeList, clients.map(nodeChip));
     }
+  }
+
+  // `brender-server --local-node` whose node process is not running: say so, with its last words.
+  function showLocalNode(local) {
+    localNode.hidden = !local || local.state === "running";
+    if (localNode.hidden) return;
+    const why = local.last_exit === null ? "it has not started yet" : `it exited with code ${local.last_exit}`;
+    fill(localNode,
+      h("h2", "The local node is down"),
+      h("p", `${why}; the server restarts it (${local.restarts} restarts so far). Its last lines:`),
+      h("pre.log", (local.last_lines || []).join("\n") || "(none)"));
   }
 
   function activeJob(job, now) {
@@ -146,6 +159,7 @@ export function overview() {
       root = el;
       fill(root,
         h("h1", "Overview"),
+        localNode,
         h("section.cards",
           h("div.card", h("h2", "Nodes"), h("div.stats", nodes.online, nodes.busy, nodes.disabled)),
           h("div.card.wide", h("h2", "Jobs"), h("div.stats", JOB_STATES.map((s) => jobs[s]))),
