@@ -49,10 +49,13 @@ def encode(obj: Any) -> bytes:
         return orjson.dumps(obj, option=_OPTIONS)
     except TypeError:
         # Integers past 64 bits (orjson refuses them); never seen from brender's own code.
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8", "replace") + b"\n"
 
 
-def _check_depth_and_ints(value: Any) -> None:
+def _check_depth_and_ints(value: Any, strings: bool = False) -> None:
+    """Depth and integer range; with `strings`, also text that is not Unicode (a lone
+    surrogate such as "\\ud800", which the stdlib parser lets through and orjson does not)."""
     # Iterative, so a hostile document cannot exhaust the Python stack.
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -60,18 +63,26 @@ def _check_depth_and_ints(value: Any) -> None:
         if depth > MAX_DEPTH:
             raise WireError("too_large", f"JSON nested deeper than {MAX_DEPTH} levels")
         if isinstance(item, dict):
+            if strings:
+                stack.extend((k, depth) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
+        elif strings and isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise WireError("bad_json", "invalid JSON: a lone surrogate in a string") from None
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
         elif isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
             raise WireError("invalid_value", f"integer {item} is out of range (|n| <= 2**53)")
 
 
-def loads(data: bytes | str) -> Any:
-    """Parse JSON text with brender's limits; raises `WireError` with an API error code."""
+def loads(data: bytes | str, max_size: int = MAX_LINE) -> Any:
+    """Parse JSON text with brender's limits; raises `WireError` with an API error code.
+    `max_size` is the line cap, or an HTTP body's."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if len(raw) > MAX_LINE:
-        raise WireError("too_large", f"message longer than {MAX_LINE} bytes")
+    if len(raw) > max_size:
+        raise WireError("too_large", f"message longer than {max_size} bytes")
     long_number = _LONG_INTEGER.search(raw) is not None
     if long_number:
         # orjson reads integers past 64 bits as floats; the stdlib keeps them exact, so they
@@ -88,7 +99,7 @@ def loads(data: bytes | str) -> Any:
             raise WireError("bad_json", f"invalid JSON: {exc}") from None
     # Deep nesting needs many brackets: only then is the tree walked.
     if long_number or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-        _check_depth_and_ints(value)
+        _check_depth_and_ints(value, strings=long_number)
     return value
 
 

@@ -60,7 +60,7 @@ class ApiHandler(tornado.web.RequestHandler):
         if len(self.request.body) > MAX_BODY:
             return self._error("too_large", f"request body over {MAX_BODY} bytes")
         try:
-            body = wire.loads(self.request.body)
+            body = wire.loads(self.request.body, MAX_BODY)
         except wire.WireError as exc:
             return self._error(exc.code, exc.message)
         caller = self._caller()

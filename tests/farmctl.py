@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from blender_scene import BLENDER
 
 START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
@@ -29,13 +32,30 @@ def wait_for(
 ) -> Any:
     """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    while not (value := _poll(predicate, deadline, timeout, what)):
         time.sleep(interval)
+    return value
+
+
+def _poll(predicate: Callable[[], Any], deadline: float, timeout: float, what: str) -> Any:
+    """One look: the predicate's value, or an AssertionError once the deadline has passed."""
+    value = predicate()
+    if not value and time.monotonic() > deadline:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return value
+
+
+async def async_wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 30.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
+    """`wait_for` for async tests: polls without blocking the event loop."""
+    deadline = time.monotonic() + timeout
+    while not (value := _poll(predicate, deadline, timeout, what)):
+        await asyncio.sleep(interval)
+    return value
 
 
 class ServerProcess:
@@ -80,7 +100,14 @@ class ServerProcess:
             env["BRENDER_TOKEN"] = self.token
         log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the process's life)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
-        assert self.proc.stdout is not None
+        try:
+            return self._started(timeout)
+        except BaseException:
+            _end(self.proc, 0)  # a server that failed to start is not left running
+            raise
+
+    def _started(self, timeout: float) -> ServerProcess:
+        assert self.proc is not None and self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -100,7 +127,7 @@ class ServerProcess:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        return _end(self.proc, timeout)
 
     @property
     def master(self) -> str:
@@ -166,7 +193,26 @@ class NodeProcess:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        return _end(self.proc, timeout)
+
+
+def _end(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """The exit code of `proc`, signalled to stop, within `timeout` s. One that does not stop
+    in time is killed with everything it started (its Blender), then reported: a failing
+    test must not leave processes behind."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    proc.kill()
+    proc.wait()
+    if timeout:
+        raise AssertionError(f"{proc.args[:3]} did not stop within {timeout:g} s; killed it")
+    return proc.returncode
 
 
 class TcpApi:
@@ -225,18 +271,21 @@ def http_api(base_url: str, request: Any, token: str | None = None, timeout: flo
         return json.loads(exc.read())
 
 
+def read_all(api: TcpApi, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of a read, page by page: a page ends early when its rows would not fit in
+    one line, and the next starts after its last row (docs/api.md)."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        answer = api.request({**request, "limit": 10000, "offset": len(rows)})
+        assert answer["ok"], answer
+        rows += answer["data"]
+        if not answer["data"] or len(rows) >= answer["total"]:
+            return rows
+
+
 def job_frames(api: TcpApi, job_id: int) -> list[dict[str, Any]]:
-    return list(
-        api.ok(
-            {
-                "item": "frame",
-                "action": "read",
-                "filters": {"job_id": job_id},
-                "order_by": "number",
-                "limit": 10000,
-            }
-        )
-    )
+    read = {"item": "frame", "action": "read", "filters": {"job_id": job_id}, "order_by": "number"}
+    return read_all(api, read)
 
 
 def job_status(api: TcpApi, job_id: int) -> dict[str, Any]:

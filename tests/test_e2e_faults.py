@@ -6,6 +6,7 @@ stand-in (fault_blender.py) runs the real Blender and fails on a chosen frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -85,18 +86,27 @@ def online(api: TcpApi, n: int) -> None:
     )
 
 
+# Far longer than any wait here: a node's work is requeued within these tests only because its
+# connection closed, never because the server gave up on a silent node.
+NODE_TIMEOUT = 3600
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path / "server", extra=["--node-timeout", "10"]).start()
-    yield srv
-    srv.stop()
+    srv = ServerProcess(tmp_path / "server", extra=["--node-timeout", str(NODE_TIMEOUT)]).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 def test_node_killed_mid_chunk(server: ServerProcess, slow_scene: Path, tmp_path: Path) -> None:
-    doomed = NodeProcess(server.master, "doomed", tmp_path / "doomed").start()
-    other = NodeProcess(server.master, "other", tmp_path / "other").start()
+    doomed = NodeProcess(server.master, "doomed", tmp_path / "doomed")
+    other = NodeProcess(server.master, "other", tmp_path / "other")
     out = tmp_path / "out"
     try:
+        doomed.start()
+        other.start()
         with server.tcp() as api:
             online(api, 2)
             ids = client_ids(api)
@@ -116,7 +126,6 @@ def test_node_killed_mid_chunk(server: ServerProcess, slow_scene: Path, tmp_path
             chunk = wait_for(doomed_mid_chunk, 120, 0.05, "a chunk half-rendered on 'doomed'")
             assert doomed.proc is not None
             doomed.proc.kill()
-            killed_at = time.monotonic()
             done_before = {
                 f["number"]
                 for f in job_frames(api, job["id"])
@@ -127,18 +136,18 @@ def test_node_killed_mid_chunk(server: ServerProcess, slow_scene: Path, tmp_path
                 for n in range(chunk["frame_start"], chunk["frame_end"] + 1)
                 if n not in done_before
             ]
-            # Its unfinished frames go to the other node well within the node timeout.
+            # Its unfinished frames go to the other node: requeued because its connection
+            # closed, as this wait is far shorter than the node timeout.
             wait_for(
                 lambda: all(
                     f["client_id"] == ids["other"] or f["status"] == "queued"
                     for f in job_frames(api, job["id"])
                     if f["number"] in left
                 ),
-                10,
+                60,
                 0.05,
                 "the killed node's frames to be requeued",
             )
-            requeued_after = time.monotonic() - killed_at
             final = finished(api, job["id"])
             assert final["status"] == "completed", final
             frames = job_frames(api, job["id"])
@@ -147,7 +156,6 @@ def test_node_killed_mid_chunk(server: ServerProcess, slow_scene: Path, tmp_path
             assert {f["number"] for f in frames if f["client_id"] == ids["doomed"]} >= done_before
             assert all(f["attempts"] == 1 for f in frames), frames
         assert sorted(p.name for p in out.iterdir()) == [f"{n:04d}.png" for n in range(1, 25)]
-        assert requeued_after < 10
         wait_for(lambda: not blenders(slow_scene), 10, what="no Blender left behind")
     finally:
         doomed.stop()
@@ -208,14 +216,14 @@ def test_hang_is_killed_and_retried(
         node.stop()
 
 
-def test_cancel_kills_blender_within_two_seconds(
-    server: ServerProcess, slow_scene: Path, tmp_path: Path
-) -> None:
+def test_cancel_kills_blender(server: ServerProcess, slow_scene: Path, tmp_path: Path) -> None:
     node = NodeProcess(server.master, "busy", tmp_path / "node").start()
+    out = tmp_path / "out"
     try:
         with server.tcp() as api:
             online(api, 1)
-            job = submit(api, slow_scene, tmp_path / "out", frame_end=24, chunk_size=12)
+            # One chunk of all 24 frames: a Blender that is not killed renders on for seconds.
+            job = submit(api, slow_scene, out, frame_end=24, chunk_size=24)
             wait_for(lambda: blenders(slow_scene), 60, 0.05, "Blender to start")
             wait_for(
                 lambda: any(f["status"] == "done" for f in job_frames(api, job["id"])),
@@ -225,23 +233,28 @@ def test_cancel_kills_blender_within_two_seconds(
             )
             api.ok({"item": "job", "action": "cancel", "filters": {"id": job["id"]}})
             canceled_at = time.monotonic()
-            wait_for(lambda: not blenders(slow_scene), 2.0, 0.02, "Blender to be killed")
-            assert time.monotonic() - canceled_at <= 2.0
+            wait_for(lambda: not blenders(slow_scene), 30, 0.02, "Blender to be killed")
+            # How fast is for bench/ (an assert on it fails on a busy machine); that it was
+            # killed, not done, shows in the frames it never wrote.
+            print(f"Blender gone {time.monotonic() - canceled_at:.2f} s after the cancel")
+            written = sorted(p.name for p in out.glob("*.png"))
+            assert 1 <= len(written) < 24, written
             # Nothing more of the job is sent out.
             wait_for(
                 lambda: not job_status(api, job["id"])["frames"]["rendering"],
-                5,
+                10,
                 what="no frame rendering",
             )
             statuses = {c["status"] for c in chunks(api, job["id"])}
-            assert statuses <= {"done", "canceled"}, statuses
+            assert statuses == {"canceled"}, statuses
             assert job_status(api, job["id"])["status"] == "canceled"
             wait_for(
                 lambda: not api.ok({"item": "client", "action": "read"})[0]["busy"],
-                5,
+                10,
                 what="the node to report its canceled chunk and be idle again",
             )
         assert not blenders(slow_scene)
+        assert sorted(p.name for p in out.glob("*.png")) == written, "a frame after the kill"
     finally:
         node.stop()
 
@@ -249,9 +262,11 @@ def test_cancel_kills_blender_within_two_seconds(
 def test_master_killed_and_restarted(tmp_path: Path, slow_scene: Path) -> None:
     server = ServerProcess(tmp_path / "server").start()
     port = server.tcp_port
-    nodes = [NodeProcess(server.master, f"n{i}", tmp_path / f"n{i}").start() for i in (1, 2)]
+    nodes = [NodeProcess(server.master, f"n{i}", tmp_path / f"n{i}") for i in (1, 2)]
     out = tmp_path / "out"
     try:
+        for node in nodes:
+            node.start()
         with server.tcp() as api:
             online(api, 2)
             job = submit(api, slow_scene, out, frame_end=24, chunk_size=4)
@@ -261,8 +276,15 @@ def test_master_killed_and_restarted(tmp_path: Path, slow_scene: Path) -> None:
                 0.05,
                 "some frames done",
             )
+        refused_before = [refusals(node) for node in nodes]
         server.stop(signal.SIGKILL)
-        time.sleep(1.0)  # the master stays away a moment while the nodes keep rendering
+        # The master stays away until every node has found it gone: each has tried to
+        # reconnect and been refused (while its Blender goes on with its chunk).
+        wait_for(
+            lambda: all(refusals(n) > b for n, b in zip(nodes, refused_before, strict=True)),
+            60,
+            what="both nodes to be refused by the killed master",
+        )
         server.start(tcp_port=port)
         with server.tcp() as api:
             before = {f["number"]: f for f in job_frames(api, job["id"]) if f["status"] == "done"}
@@ -278,6 +300,11 @@ def test_master_killed_and_restarted(tmp_path: Path, slow_scene: Path) -> None:
         for node in nodes:
             node.stop()
         server.stop()
+
+
+def refusals(node: NodeProcess) -> int:
+    """How many times the node has logged a failed attempt to reach its master."""
+    return node.log().count("cannot reach the master at")
 
 
 class RawNode:
@@ -305,8 +332,11 @@ class RawNode:
         self.file.write(json.dumps(message).encode() + b"\n")
         self.file.flush()
 
-    def expect(self, kind: str) -> dict[str, Any]:
+    def expect(self, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+        # A deadline of its own: the server's pings keep the socket from ever timing out.
+        deadline = time.monotonic() + timeout
         while True:
+            assert time.monotonic() < deadline, f"no {kind!r} within {timeout:g} s"
             line = self.file.readline()
             assert line, "server closed the connection"
             message = json.loads(line)
@@ -314,6 +344,14 @@ class RawNode:
                 self.send({"type": "pong", "t": message.get("t")})
             elif message.get("type") == kind:
                 return dict(message)
+
+    def close(self) -> None:
+        """Close the connection now. (`sock.close()` alone does not while `file` is open: the
+        server would only find the node gone by its silence, after the node timeout.)"""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.file.close()
+        self.sock.close()
 
     def report(self, chunk_id: int, frames: list[int], ok: bool = True) -> None:
         for n in frames:
@@ -370,7 +408,7 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
                 "render_time": 0.1,
             }
         )
-        a.sock.close()  # lost: the rest of its second chunk goes back to the queue
+        a.close()  # lost: the rest of its second chunk goes back to the queue
         b = RawNode(server.tcp_port, "b")
         third = b.expect("render")
         assert third["chunk_id"] == second["chunk_id"]
@@ -401,4 +439,4 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
         status = api.ok({"item": "server", "action": "status"})
         assert status["frames"] == {"done": 6} and status["jobs"] == {"completed": 1}
         assert final["frames"]["done"] == 6
-        b.sock.close()
+        b.close()

@@ -66,10 +66,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def farm(tmp_path: Path, db_url: str) -> Any:
     server = ServerProcess(tmp_path / "server", db_url=db_url).start()
-    nodes = [
-        NodeProcess(server.master, f"node-{i}", tmp_path / f"node-{i}").start() for i in (1, 2)
-    ]
+    nodes = [NodeProcess(server.master, f"node-{i}", tmp_path / f"node-{i}") for i in (1, 2)]
     try:
+        for node in nodes:
+            node.start()
         with server.tcp() as api:
             wait_for(
                 lambda: (
@@ -147,9 +147,10 @@ def test_node_restart_keeps_its_client(tmp_path: Path, db_url: str) -> None:
 
 def test_server_restart_keeps_everything(tmp_path: Path, scene: Path, db_url: str) -> None:
     server = ServerProcess(tmp_path / "server", db_url=db_url).start()
-    node = NodeProcess(server.master, "keeper", tmp_path / "keeper").start()
+    node = NodeProcess(server.master, "keeper", tmp_path / "keeper")
     out = tmp_path / "out"
     try:
+        node.start()
         with server.tcp() as api:
             job = api.ok(
                 {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,10 +79,15 @@ def test_a_refresh_through_the_worker(worker: comms.Worker, tmp_path: Path) -> N
     try:
         farm = client.FarmClient(server.http_url)
         requests = jobs.refresh_requests("/x.blend")
-        started = time.monotonic()
+        # Posting never waits for the network: with the worker held inside an earlier task,
+        # both posts return while neither task has finished (a check no timing can break).
+        release, finished = threading.Event(), threading.Event()
+        worker.post("hold", lambda: release.wait(30) and finished.set())
         ticket = worker.post("refresh", lambda: jobs.parse_snapshot(farm.batch(requests), ""))
-        assert time.monotonic() - started < 0.05  # posting never waits for the network
-        [reply] = drain_until(worker, 1)
+        assert not finished.is_set() and worker.drain() == []
+        release.set()
+        held, reply = drain_until(worker, 2)
+        assert held.ok and finished.is_set()
         assert reply.ticket == ticket and reply.ok and reply.data == jobs.Snapshot()
     finally:
         server.stop()

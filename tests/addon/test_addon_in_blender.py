@@ -103,8 +103,11 @@ def test_submit_from_blender_then_farm_stopped(addon_zip: Path, server: ServerPr
     assert "Traceback" not in out["output"]
     assert out["after_errors"]["classes"] == ALL_CLASSES
     assert out["end"] == NOTHING_LEFT
-    assert out["tick_seconds"] < 0.5 and out["refresh_pending"]
-    assert out["disable_seconds"] < 3.0
+    # Neither the timer nor disabling waits for a farm that never answers. Checked by what is
+    # still out, not by timings (printed only: a busy machine is slow, not wrong).
+    print(f"tick {out['tick_seconds']:.3f} s, disable {out['disable_seconds']:.2f} s")
+    assert out["refresh_pending"], "the timer waited for the refresh it posted"
+    assert out["disabled_in_flight"]["threads"] == ["brender-farm"], out["disabled_in_flight"]
     assert {**out["disabled_in_flight"], "threads": []} == NOTHING_LEFT
 
 

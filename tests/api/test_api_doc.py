@@ -77,8 +77,9 @@ def test_examples_run(tmp_path: Path) -> None:
     pairs = examples()
     assert len(pairs) >= 30
     server = ServerProcess(tmp_path / "server").start()
-    node = NodeProcess(server.master, "box-3", tmp_path / "node").start()
+    node = NodeProcess(server.master, "box-3", tmp_path / "node")
     try:
+        node.start()
         with server.tcp() as api:
             wait_for(lambda: api.ok({"item": "client", "action": "read"}), 60, what="box-3")
             api.ok({"item": "client", "action": "disable", "filters": {}})

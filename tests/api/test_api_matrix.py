@@ -46,8 +46,9 @@ def farm(
     with fresh_database(request.param, tmp) as url:
         server = ServerProcess(tmp / "server", db_url=url).start()
         # A real node, kept disabled so that it never renders the fake jobs made here.
-        node = NodeProcess(server.master, f"api-node-{request.param}", tmp / "node").start()
+        node = NodeProcess(server.master, f"api-node-{request.param}", tmp / "node")
         try:
+            node.start()
             with server.tcp() as api:
                 wait_for(
                     lambda: api.ok({"item": "client", "action": "read"}),

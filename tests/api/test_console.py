@@ -40,8 +40,9 @@ class Person:
 @pytest.fixture
 def farm(tmp_path: Path) -> Iterator[tuple[ServerProcess, NodeProcess]]:
     server = ServerProcess(tmp_path / "server").start()
-    node = NodeProcess(server.master, "console-node", tmp_path / "node").start()
+    node = NodeProcess(server.master, "console-node", tmp_path / "node")
     try:
+        node.start()
         with server.tcp() as api:
             wait_for(lambda: api.ok({"item": "client", "action": "read"}), 60, what="node")
         yield server, node
@@ -86,5 +87,10 @@ def test_json_client_never_sees_console_text(farm: tuple[ServerProcess, NodeProc
     sock.close()
     # A JSON client that waits before its first line is greeted, but only with text it can skip.
     with TcpApi(server.tcp_port) as slow:
-        time.sleep(0.6)  # longer than the greeting delay: the point of this test
+        # Silent until the greeting has really come (the point of this test), not for a time.
+        wait_for(
+            lambda: PROMPT in slow.sock.recv(65536, socket.MSG_PEEK),
+            10,
+            what="the greeting a silent client gets",
+        )
         assert slow.ok({"item": "server", "action": "status"})["version"]

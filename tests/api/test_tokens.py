@@ -49,10 +49,12 @@ def test_http(server: ServerProcess) -> None:
 
 
 def test_nodes(server: ServerProcess, tmp_path: Path) -> None:
-    good = NodeProcess(server.master, "good", tmp_path / "good", token=TOKEN).start()
-    bad = NodeProcess(server.master, "bad", tmp_path / "bad", token="wrong").start()
-    none = NodeProcess(server.master, "none", tmp_path / "none").start()
+    good = NodeProcess(server.master, "good", tmp_path / "good", token=TOKEN)
+    bad = NodeProcess(server.master, "bad", tmp_path / "bad", token="wrong")
+    none = NodeProcess(server.master, "none", tmp_path / "none")
     try:
+        for node in (good, bad, none):
+            node.start()
         assert bad.proc is not None and none.proc is not None
         assert bad.proc.wait(60) != 0, "a node with a wrong token must give up"
         assert none.proc.wait(60) != 0, "a node without a token must give up"

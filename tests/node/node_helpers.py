@@ -115,6 +115,13 @@ class FakeMaster:
                 connection.writer.close()
             await self._server.wait_closed()
 
+    async def __aenter__(self) -> FakeMaster:
+        """`async with FakeMaster() as master:` stops it however the test ends."""
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def next_connection(self, timeout: float = 30.0) -> MasterConnection:
         return await asyncio.wait_for(self.connections.get(), timeout)
 

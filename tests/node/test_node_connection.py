@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import socket
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import psutil
 import pytest
 from blender_scene import make_scene
+from farmctl import async_wait_for
 from node_helpers import FakeMaster, MasterConnection, alive, run, wait_for_condition
 
 from brender.node.app import EXIT_OK, EXIT_UNAUTHORIZED, run_node
@@ -60,111 +62,115 @@ def test_hello_render_and_reports(blender: str, scene: Path, tmp_path: Path) -> 
     out = tmp_path / "out"
 
     async def scenario() -> None:
-        master = FakeMaster()
-        port = await master.start()
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            conn = await master.next_connection()
-            hello = conn.hello
-            assert hello["type"] == "hello" and hello["protocol"] == 1
-            assert len(hello["node_id"]) == 32
-            assert (tmp_path / "work" / "node_id").read_text().strip() == hello["node_id"]
-            assert hello["name"] == "test-node"
-            assert hello["hostname"] == socket.gethostname()
-            assert hello["blender_version"] == "3.4.1"
-            assert hello["cpus"] == psutil.cpu_count()
-            assert hello["memory"] == psutil.virtual_memory().total
-            assert hello["token"] is None and hello["chunk"] is None
-            assert hello["mac_address"] is None or len(hello["mac_address"]) == 17
+        async with FakeMaster() as master:
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                conn = await master.next_connection()
+                hello = conn.hello
+                assert hello["type"] == "hello" and hello["protocol"] == 1
+                assert len(hello["node_id"]) == 32
+                assert (tmp_path / "work" / "node_id").read_text().strip() == hello["node_id"]
+                assert hello["name"] == "test-node"
+                assert hello["hostname"] == socket.gethostname()
+                assert hello["blender_version"] == "3.4.1"
+                assert hello["cpus"] == psutil.cpu_count()
+                assert hello["memory"] == psutil.virtual_memory().total
+                assert hello["token"] is None and hello["chunk"] is None
+                assert hello["mac_address"] is None or len(hello["mac_address"]) == 17
 
-            conn.send(render(7, scene, out, [1, 2, 3]))
-            conn.send(render(7, scene, out, [1, 2, 3]))  # a repeat: already on it, no answer
-            conn.send(render(8, scene, out, [4]))
-            rejected = await conn.expect("rejected")
-            assert rejected == {"type": "rejected", "chunk_id": 8, "reason": "busy with chunk 7"}
-            conn.send({"type": "system", "command": "info", "request": 12})
-            info = await conn.expect("system")
-            assert info["request"] == 12 and info["command"] == "info"
-            assert info["data"]["busy"] is True and info["data"]["chunk_id"] == 7
-            assert info["data"]["blender_version"] == "3.4.1"
-            assert set(info["data"]["memory"]) == {"total", "available", "used", "percent"}
-            conn.send({"type": "ping", "t": 1764316800.25})
-            assert await conn.expect("pong") == {"type": "pong", "t": 1764316800.25}
+                conn.send(render(7, scene, out, [1, 2, 3]))
+                conn.send(render(7, scene, out, [1, 2, 3]))  # a repeat: already on it, no answer
+                conn.send(render(8, scene, out, [4]))
+                rejected = await conn.expect("rejected")
+                assert rejected == {
+                    "type": "rejected",
+                    "chunk_id": 8,
+                    "reason": "busy with chunk 7",
+                }
+                conn.send({"type": "system", "command": "info", "request": 12})
+                info = await conn.expect("system")
+                assert info["request"] == 12 and info["command"] == "info"
+                assert info["data"]["busy"] is True and info["data"]["chunk_id"] == 7
+                assert info["data"]["blender_version"] == "3.4.1"
+                assert set(info["data"]["memory"]) == {"total", "available", "used", "percent"}
+                conn.send({"type": "ping", "t": 1764316800.25})
+                assert await conn.expect("pong") == {"type": "pong", "t": 1764316800.25}
 
-            done = await collect_until_done(conn)
-            assert done == {
-                "type": "chunk_done", "chunk_id": 7, "ok": True, "exit_code": 0,
-                "canceled": False, "frames_done": [1, 2, 3], "error": None, "log_tail": [],
-            }  # fmt: skip
-            progress = [m["frame"] for m in conn.of_type("progress")]
-            assert progress == [1, 2, 3]
-            frames = conn.of_type("frame")
-            assert [f["frame"] for f in frames] == [1, 2, 3]
-            for f in frames:
-                assert f["chunk_id"] == 7
-                assert f["output_file"] == str(out / f"{f['frame']:04d}.png")
-                assert Path(f["output_file"]).stat().st_size > 0
-                assert f["render_time"] > 0
-            reports = conn.of_type("progress", "frame", "chunk_done")
-            assert reports[-1]["type"] == "chunk_done"
-            assert len(conn.of_type("rejected")) == 1
+                done = await collect_until_done(conn)
+                assert done == {
+                    "type": "chunk_done", "chunk_id": 7, "ok": True, "exit_code": 0,
+                    "canceled": False, "frames_done": [1, 2, 3], "error": None, "log_tail": [],
+                }  # fmt: skip
+                progress = [m["frame"] for m in conn.of_type("progress")]
+                assert progress == [1, 2, 3]
+                frames = conn.of_type("frame")
+                assert [f["frame"] for f in frames] == [1, 2, 3]
+                for f in frames:
+                    assert f["chunk_id"] == 7
+                    assert f["output_file"] == str(out / f"{f['frame']:04d}.png")
+                    assert Path(f["output_file"]).stat().st_size > 0
+                    assert f["render_time"] > 0
+                reports = conn.of_type("progress", "frame", "chunk_done")
+                assert reports[-1]["type"] == "chunk_done"
+                assert len(conn.of_type("rejected")) == 1
 
-            conn.send({"type": "system", "command": "mac_address", "request": 1})
-            conn.send({"type": "system", "command": "memory", "request": 2})
-            conn.send({"type": "system", "command": "reboot", "request": 3})
-            conn.send({"type": "system", "command": "info", "request": 4})
-            answers = [await conn.expect("system") for _ in range(4)]
-            assert answers[0]["data"] == {"mac_address": hello["mac_address"]}
-            assert answers[1]["data"]["total"] == hello["memory"]
-            assert answers[2] == {"type": "system", "command": "reboot", "request": 3,
-                                  "error": "unknown system command 'reboot'"}  # fmt: skip
-            assert answers[3]["data"]["busy"] is False and answers[3]["data"]["chunk_id"] is None
-            # The node pings at the welcome's heartbeat.
-            await conn.expect("ping", 5)
-        await master.stop()
+                conn.send({"type": "system", "command": "mac_address", "request": 1})
+                conn.send({"type": "system", "command": "memory", "request": 2})
+                conn.send({"type": "system", "command": "reboot", "request": 3})
+                conn.send({"type": "system", "command": "info", "request": 4})
+                answers = [await conn.expect("system") for _ in range(4)]
+                assert answers[0]["data"] == {"mac_address": hello["mac_address"]}
+                assert answers[1]["data"]["total"] == hello["memory"]
+                assert answers[2] == {"type": "system", "command": "reboot", "request": 3,
+                                      "error": "unknown system command 'reboot'"}  # fmt: skip
+                assert (
+                    answers[3]["data"]["busy"] is False and answers[3]["data"]["chunk_id"] is None
+                )
+                # The node pings at the welcome's heartbeat.
+                await conn.expect("ping", 5)
 
     run(scenario())
 
 
 def test_failed_chunk_reports_blenders_error(blender: str, tmp_path: Path) -> None:
     async def scenario() -> None:
-        master = FakeMaster()
-        port = await master.start()
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            conn = await master.next_connection()
-            conn.send(render(3, tmp_path / "missing.blend", tmp_path, [1, 2]))
-            done = await collect_until_done(conn)
-            assert done["ok"] is False and done["exit_code"] == 1
-            assert done["error"].startswith("Error: Cannot read file")
-            assert any("Cannot read file" in line for line in done["log_tail"])
-            conn.send({"type": "render", "chunk_id": 4, "frames": []})
-            rejected = await conn.expect("rejected")
-            assert rejected["chunk_id"] == 4
-            assert rejected["reason"].startswith("invalid render order:")
-        await master.stop()
+        async with FakeMaster() as master:
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                conn = await master.next_connection()
+                conn.send(render(3, tmp_path / "missing.blend", tmp_path, [1, 2]))
+                done = await collect_until_done(conn)
+                assert done["ok"] is False and done["exit_code"] == 1
+                assert done["error"].startswith("Error: Cannot read file")
+                assert any("Cannot read file" in line for line in done["log_tail"])
+                conn.send({"type": "render", "chunk_id": 4, "frames": []})
+                rejected = await conn.expect("rejected")
+                assert rejected["chunk_id"] == 4
+                assert rejected["reason"].startswith("invalid render order:")
 
     run(scenario())
 
 
 def test_cancel_order(blender: str, slow_scene: Path, tmp_path: Path) -> None:
     async def scenario() -> None:
-        master = FakeMaster()
-        port = await master.start()
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            conn = await master.next_connection()
-            conn.send(render(5, slow_scene, tmp_path / "out", list(range(1, 60))))
-            await conn.expect("progress")
-            blenders = psutil.Process().children(recursive=True)
-            assert blenders
-            conn.send({"type": "cancel", "chunk_id": 99})  # not ours: ignored
-            conn.send({"type": "cancel", "chunk_id": 5})
-            started = time.monotonic()
-            done = await conn.expect("chunk_done", 10)
-            assert time.monotonic() - started < 3
-            assert done["canceled"] is True and done["ok"] is False
-            assert done["exit_code"] == -15
-            pids = [p.pid for p in blenders]
-            await wait_for_condition(lambda: not any(map(alive, pids)), 5, "Blender to be gone")
-        await master.stop()
+        async with FakeMaster() as master:
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                conn = await master.next_connection()
+                conn.send(render(5, slow_scene, tmp_path / "out", list(range(1, 60))))
+                await conn.expect("progress")
+                blenders = psutil.Process().children(recursive=True)
+                assert blenders
+                conn.send({"type": "cancel", "chunk_id": 99})  # not ours: ignored
+                conn.send({"type": "cancel", "chunk_id": 5})
+                # Cancelled, not finished: the 59 slow frames would take minutes.
+                done = await conn.expect("chunk_done", 30)
+                assert done["canceled"] is True and done["ok"] is False
+                assert done["exit_code"] == -15
+                pids = [p.pid for p in blenders]
+                await wait_for_condition(
+                    lambda: not any(map(alive, pids)), 10, "Blender to be gone"
+                )
 
     run(scenario())
 
@@ -175,63 +181,72 @@ def test_reconnect_resends_the_outbox_in_order(
     frames = [1, 2, 3, 4, 5]
 
     async def scenario() -> None:
-        master = FakeMaster()
-        port = await master.start()
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            first = await master.next_connection()
-            first.send(render(7, slow_scene, tmp_path / "out", frames))
-            await first.expect("frame")
-            # The master vanishes mid-chunk and takes a while to take the node back: the node
-            # keeps rendering, and its reports wait in the outbox.
-            master.hold_welcome = 2.5
-            first.drop()
-            second = await master.next_connection()
-            assert second.hello["chunk"] is not None
-            assert second.hello["chunk"]["chunk_id"] == 7
-            done = await second.expect("chunk_done", 60)
-            assert done["ok"] is True and done["frames_done"] == frames
-            resent = [m["frame"] for m in second.of_type("frame")]
-            assert resent, "frames rendered while away must be sent after the welcome"
-            assert resent == sorted(resent)
-            assert {m["frame"] for m in first.of_type("frame")} | set(resent) == set(frames)
-            reports = second.of_type("frame", "chunk_done")
-            assert reports[-1]["type"] == "chunk_done"
-            assert len(master.all) == 2
-        await master.stop()
+        async with FakeMaster() as master:
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                first = await master.next_connection()
+                first.send(render(7, slow_scene, tmp_path / "out", frames))
+                await first.expect("frame")
+                # The master vanishes mid-chunk and takes a while to take the node back: the node
+                # keeps rendering, and its reports wait in the outbox.
+                master.hold_welcome = 2.5
+                first.drop()
+                second = await master.next_connection()
+                assert second.hello["chunk"] is not None
+                assert second.hello["chunk"]["chunk_id"] == 7
+                done = await second.expect("chunk_done", 60)
+                assert done["ok"] is True and done["frames_done"] == frames
+                resent = [m["frame"] for m in second.of_type("frame")]
+                assert resent, "frames rendered while away must be sent after the welcome"
+                assert resent == sorted(resent)
+                assert {m["frame"] for m in first.of_type("frame")} | set(resent) == set(frames)
+                reports = second.of_type("frame", "chunk_done")
+                assert reports[-1]["type"] == "chunk_done"
+                assert len(master.all) == 2
 
     run(scenario(), 120)
 
 
-def test_node_waits_for_a_master_that_is_not_up_yet(blender: str, tmp_path: Path) -> None:
+def test_node_waits_for_a_master_that_is_not_up_yet(
+    blender: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # The node logs every attempt that fails (the first as a warning, the rest at debug).
+    caplog.set_level(logging.DEBUG, logger="brender.node.connection")
+    refusal = f"cannot reach the master at 127.0.0.1:{port} ([Errno {errno.ECONNREFUSED}]"
+
+    def refused() -> int:
+        return sum(
+            r.name == "brender.node.connection" and r.getMessage().startswith(refusal)
+            for r in caplog.records
+        )
 
     async def scenario() -> None:
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            await asyncio.sleep(1.5)  # a few refused attempts first
-            master = FakeMaster()
+        async with (
+            FakeMaster() as master,
+            running_node(make_config(blender, port, tmp_path / "work")),
+        ):
+            await async_wait_for(lambda: refused() >= 3, 30, what="3 refused attempts")
             await master.start(port)
-            conn = await master.next_connection(10)
+            conn = await master.next_connection(30)
             assert conn.hello["name"] == "test-node"
-            await master.stop()
 
     run(scenario())
 
 
 def test_unauthorized_makes_the_node_exit(blender: str, tmp_path: Path) -> None:
     async def scenario() -> int:
-        master = FakeMaster(
-            refuse={"type": "error", "code": "unauthorized", "message": "this farm needs a token"}
-        )
-        port = await master.start()
-        config = make_config(blender, port, tmp_path / "work", token="wrong")
-        code = await asyncio.wait_for(run_node(config), 20)
-        conn = await master.next_connection(1)
-        assert conn.hello["token"] == "wrong"
-        assert len(master.all) == 1, "no retry with a refused token"
-        await master.stop()
-        return code
+        refuse = {"type": "error", "code": "unauthorized", "message": "this farm needs a token"}
+        async with FakeMaster(refuse=refuse) as master:
+            port = await master.start()
+            config = make_config(blender, port, tmp_path / "work", token="wrong")
+            code = await asyncio.wait_for(run_node(config), 30)
+            conn = await master.next_connection(10)
+            assert conn.hello["token"] == "wrong"
+            assert len(master.all) == 1, "no retry with a refused token"
+            return code
 
     assert run(scenario()) == EXIT_UNAUTHORIZED
 
@@ -240,34 +255,33 @@ def test_reports_the_master_did_not_confirm_are_resent(
     blender: str, scene: Path, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        master = FakeMaster()
-        master.answer_pings = False  # so nothing the node writes is known to be read
-        port = await master.start()
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            first = await master.next_connection()
-            first.send(render(9, scene, tmp_path / "out", [1, 2]))
-            await first.expect("chunk_done")
-            master.answer_pings = True
-            first.drop()
-            second = await master.next_connection()
-            assert second.hello["chunk"] == {"chunk_id": 9, "running": False}
-            done = await second.expect("chunk_done")
-            assert done["ok"] is True
-            assert [m["frame"] for m in second.of_type("frame")] == [1, 2]
-            # Once a pong confirmed them, a new connection starts clean. The node handles
-            # lines in order: its answer to this `system` shows it has read the pong.
-            await wait_for_condition(
-                lambda: not _pending_resend(second), 5, "a ping after the reports"
-            )
-            second.send({"type": "system", "command": "memory", "request": 2})
-            await second.expect("system")
-            second.drop()
-            third = await master.next_connection()
-            assert third.hello["chunk"] is None
-            third.send({"type": "system", "command": "memory", "request": 1})
-            await third.expect("system")
-            assert not third.of_type("frame", "chunk_done")
-        await master.stop()
+        async with FakeMaster() as master:
+            master.answer_pings = False  # so nothing the node writes is known to be read
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                first = await master.next_connection()
+                first.send(render(9, scene, tmp_path / "out", [1, 2]))
+                await first.expect("chunk_done")
+                master.answer_pings = True
+                first.drop()
+                second = await master.next_connection()
+                assert second.hello["chunk"] == {"chunk_id": 9, "running": False}
+                done = await second.expect("chunk_done")
+                assert done["ok"] is True
+                assert [m["frame"] for m in second.of_type("frame")] == [1, 2]
+                # Once a pong confirmed them, a new connection starts clean. The node handles
+                # lines in order: its answer to this `system` shows it has read the pong.
+                await wait_for_condition(
+                    lambda: not _pending_resend(second), 5, "a ping after the reports"
+                )
+                second.send({"type": "system", "command": "memory", "request": 2})
+                await second.expect("system")
+                second.drop()
+                third = await master.next_connection()
+                assert third.hello["chunk"] is None
+                third.send({"type": "system", "command": "memory", "request": 1})
+                await third.expect("system")
+                assert not third.of_type("frame", "chunk_done")
 
     run(scenario())
 
@@ -285,16 +299,15 @@ def _pending_resend(connection: MasterConnection) -> bool:
 
 def test_orders_before_the_welcome_are_served_after_it(blender: str, tmp_path: Path) -> None:
     async def scenario() -> None:
-        master = FakeMaster()
-        master.before_welcome = [
-            {"type": "cancel", "chunk_id": 4},
-            {"type": "system", "command": "mac_address", "request": 5},
-        ]
-        port = await master.start()
-        async with running_node(make_config(blender, port, tmp_path / "work")):
-            conn = await master.next_connection()
-            answer = await conn.expect("system")
-            assert answer["request"] == 5 and "data" in answer
-        await master.stop()
+        async with FakeMaster() as master:
+            master.before_welcome = [
+                {"type": "cancel", "chunk_id": 4},
+                {"type": "system", "command": "mac_address", "request": 5},
+            ]
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                conn = await master.next_connection()
+                answer = await conn.expect("system")
+                assert answer["request"] == 5 and "data" in answer
 
     run(scenario())

@@ -136,7 +136,7 @@ def test_cancel_kills_the_process_group(blender: str, slow_scene: Path, tmp_path
     runner = BlenderRunner(blender)
     events: list[Event] = []
 
-    async def scenario() -> tuple[ChunkResult, list[int], float]:
+    async def scenario() -> tuple[ChunkResult, list[int]]:
         task = asyncio.create_task(
             runner.run(order(slow_scene, tmp_path, list(range(1, 50))), events.append)
         )
@@ -144,13 +144,10 @@ def test_cancel_kills_the_process_group(blender: str, slow_scene: Path, tmp_path
         pid = runner.pid
         assert pid is not None
         group = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        started = time.monotonic()
         runner.cancel()
-        result = await task
-        return result, group, time.monotonic() - started
+        return await task, group
 
-    result, group, took = run(scenario())
-    assert took < 2.0
+    result, group = run(scenario())
     assert result.canceled
     assert not result.ok
     assert result.exit_code == -15
@@ -175,9 +172,8 @@ def test_silent_blender_is_killed_with_its_children(tmp_path: Path) -> None:
         "child.wait()\n",
     )
     runner = BlenderRunner(fake, silence_timeout=0.5, kill_grace=1.0)
-    started = time.monotonic()
-    result = run(runner.run(order(tmp_path / "a.blend", tmp_path, [1]), lambda e: None))
-    assert time.monotonic() - started < 10
+    # Well before the stand-in's 60 s: only the silence timeout can end it this soon.
+    result = run(runner.run(order(tmp_path / "a.blend", tmp_path, [1]), lambda e: None), 30)
     assert not result.ok
     assert result.error == "Blender printed nothing for 0.5 s"
     assert result.exit_code is not None and result.exit_code < 0
@@ -253,9 +249,10 @@ def test_cancel_escalates_to_sigkill(tmp_path: Path) -> None:
         runner.cancel()
         return await task, time.monotonic() - started
 
-    result, took = run(scenario())
+    result, took = run(scenario(), 30)  # the stand-in would sleep 60 s
     assert result.canceled and result.exit_code == -9
-    assert 0.4 < took < 3
+    # SIGKILL only after the grace: a lower bound that no scheduling delay can break.
+    assert took > 0.4  # (kill_grace=0.5, less a margin for timer resolution)
 
 
 def test_cancel_while_starting(tmp_path: Path) -> None:

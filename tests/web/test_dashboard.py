@@ -12,12 +12,24 @@ from typing import Any
 
 import pytest
 from farmctl import NodeProcess, ServerProcess, job_status, wait_for
-from web_helpers import DONE_RGB, GRID_PIXELS, SCREENSHOTS, Dashboard
+from web_helpers import DONE_RGB, SCREENSHOTS, Dashboard, painted_grid
 
 pytestmark = pytest.mark.blender
 
 TOKEN = "dash-token"
 XSS = "<img src=x onerror=alert(1)>"
+
+# What each route shows once it has read its data (node-1 is always on this farm). The title
+# is set as the route mounts, so a predicate cannot be met by the view being left. Every
+# predicate here answers false while an element is missing: one that throws ends the wait.
+ROUTE_READY = {
+    "#/": "() => document.title.startsWith('Overview') && !!document.querySelector('.nodechip')",
+    "#/nodes": "() => document.title.startsWith('Nodes')"
+    " && !!document.querySelector(\"tr[data-name='node-1']\")",
+    "#/jobs": "() => document.title.startsWith('Jobs')"
+    " && (!!document.querySelector('table.jobs tr[data-id]')"
+    " || document.querySelector('#view p.empty')?.hidden === false)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +38,9 @@ def farm(
 ) -> Iterator[tuple[ServerProcess, NodeProcess]]:
     base = tmp_path_factory.mktemp("dashboard")
     server = ServerProcess(base / "server", token=TOKEN).start()
-    node = NodeProcess(server.master, "node-1", base / "node-1", token=TOKEN).start()
+    node = NodeProcess(server.master, "node-1", base / "node-1", token=TOKEN)
     try:
+        node.start()
         with server.tcp() as api:
             wait_for(
                 lambda: any(c["online"] for c in api.ok({"item": "client", "action": "read"})),
@@ -71,13 +84,14 @@ def test_loads_clean_and_a_connecting_node_appears(
     assert "online" in row.inner_text(timeout=10000)
     assert page.locator("tr[data-name='late-node']").count() == 0
 
-    late = NodeProcess(server.master, "late-node", tmp_path / "late", token=TOKEN).start()
+    late = NodeProcess(server.master, "late-node", tmp_path / "late", token=TOKEN)
     try:
+        late.start()
         late_row = page.locator("tr[data-name='late-node']")
         late_row.wait_for(timeout=60000)
         page.wait_for_function(
             "() => document.querySelector(\"tr[data-name='late-node'] .online\")"
-            ".dataset.online === 'true'"
+            "?.dataset.online === 'true'"
         )
         dash.go("#/")
         page.locator(".nodechip", has_text="late-node").wait_for()
@@ -128,7 +142,7 @@ def test_a_job_renders_live_to_100_percent(
     row.wait_for(timeout=10000)
     page.wait_for_function(
         f"() => +document.querySelector(\".jobrow[href='#/job/{job['id']}'] [role=progressbar]\")"
-        ".getAttribute('aria-valuenow') >= 25",
+        "?.getAttribute('aria-valuenow') >= 25",
         timeout=120000,
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -137,9 +151,10 @@ def test_a_job_renders_live_to_100_percent(
     row.click()
     bar = page.locator(".summary [role=progressbar]")
     started = time.monotonic()
+    # Right after the click the job's page is not drawn yet: no progress bar to read.
     page.wait_for_function(
         "() => document.querySelector('.summary [role=progressbar]')"
-        ".getAttribute('aria-valuenow') === '100'",
+        "?.getAttribute('aria-valuenow') === '100'",
         timeout=180000,
     )
     assert bar.get_attribute("aria-valuenow") == "100"
@@ -147,10 +162,9 @@ def test_a_job_renders_live_to_100_percent(
 
     # The grid: every one of the 12 cells done, in its colour.
     canvas = page.locator("canvas.grid")
-    page.wait_for_function("() => document.querySelector('canvas.grid').dataset.done === '12'")
+    page.wait_for_function("() => document.querySelector('canvas.grid')?.dataset.done === '12'")
     assert canvas.get_attribute("data-total") == "12"
-    page.wait_for_timeout(100)  # the next animation frame has painted
-    pixels = canvas.evaluate(GRID_PIXELS)
+    pixels = painted_grid(page, 12, DONE_RGB)  # painted on a later animation frame
     assert len(pixels) == 12
     for number, rgb in enumerate(pixels, start=1):
         assert all(abs(a - b) <= 3 for a, b in zip(rgb, DONE_RGB, strict=True)), (number, rgb)
@@ -228,8 +242,17 @@ def test_cancel_and_priority_from_the_jobs_list(
     row.locator(".badge", has_text="paused").wait_for()
 
     priority = row.locator("input.priority")
-    priority.fill("77")
-    priority.press("Enter")
+    priority.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("7")
+    # Deliberately let the list refresh (it redraws every second) while the field is being
+    # edited: the field must keep its focus and its text, whatever the timing. The keyboard
+    # types into whatever has the focus, as a person's would.
+    page.wait_for_timeout(1500)
+    page.keyboard.type("7")
+    assert page.evaluate("document.activeElement?.classList.contains('priority') ?? false")
+    assert priority.input_value() == "77"
+    page.keyboard.press("Enter")
     with server.tcp() as tcp:
         wait_for(lambda: job_status(tcp, job["id"])["priority"] == 77, 10, what="priority 77")
 
@@ -265,8 +288,12 @@ def test_names_are_text_and_run_no_script(
     dash.go(f"#/job/{job['id']}")
     page.locator("h1", has_text=XSS).wait_for()
     assert f"{XSS} / {XSS} / {XSS}" in page.locator(".titlebar .path").inner_text()
-    page.wait_for_timeout(500)  # an injected onerror would have fired by now
+    # No element from a name, so no handler that could run, whenever it would have run.
     assert page.locator("img[src='x']").count() == 0
+    assert page.locator("#view [onerror]").count() == 0
+    # A deliberate pause, not a wait for something: on a safe page no dialog ever opens, so
+    # the asserts below hold however long it is; it only gives an unsafe one time to show.
+    page.wait_for_timeout(500)
     assert dash.dialogs == [], dash.dialogs
     assert dash.errors == [], dash.errors
     api(server, {"item": "job", "action": "delete", "filters": {"id": job["id"]}})
@@ -281,7 +308,7 @@ def test_phone_width_has_no_sideways_scrolling(
         page = dash.open("#/")
         for route in ("#/", "#/nodes", "#/jobs"):
             dash.go(route)
-            page.wait_for_timeout(400)
+            page.wait_for_function(ROUTE_READY[route])
             overflow = page.evaluate(
                 "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )

@@ -101,11 +101,13 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     (out / "0002.exr").write_bytes(b"v/1\x01" + b"\0" * 100)
     server = ServerProcess(base / "server", token=TOKEN).start()
     names = {1: "0001.png", 2: "0002.exr", 3: "0003.png"}  # 0003.png is never written
-    node = FakeNode(server.tcp_port, "fake", lambda n: str(out / names[n]), token=TOKEN)
+    node: FakeNode | None = None
     try:
+        node = FakeNode(server.tcp_port, "fake", lambda n: str(out / names[n]), token=TOKEN)
         yield server, out
     finally:
-        node.close()
+        if node is not None:
+            node.close()
         server.stop()
 
 

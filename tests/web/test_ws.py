@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from farmctl import ServerProcess
+from farmctl import ServerProcess, async_wait_for
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
@@ -24,12 +24,12 @@ TOKEN = "ws-token"
 
 
 async def connect(url: str, token: str | None) -> WebSocketClientConnection:
-    conn = await websocket_connect(HTTPRequest(url, connect_timeout=5, request_timeout=5))
+    conn = await websocket_connect(HTTPRequest(url, connect_timeout=20, request_timeout=20))
     await conn.write_message(json.dumps({"type": "hello", "token": token}))
     return conn
 
 
-async def next_message(conn: WebSocketClientConnection, timeout: float = 3.0) -> Any:
+async def next_message(conn: WebSocketClientConnection, timeout: float = 10.0) -> Any:
     raw = await asyncio.wait_for(conn.read_message(), timeout)
     return None if raw is None else json.loads(raw)
 
@@ -48,20 +48,29 @@ class InProcess:
         self.server.stop()
 
 
+@asynccontextmanager
+async def in_process(token: str | None = TOKEN) -> AsyncIterator[InProcess]:
+    """An `InProcess` farm, stopped however the test ends."""
+    farm = InProcess(token)
+    try:
+        yield farm
+    finally:
+        farm.stop()
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
 def test_a_wrong_or_missing_token_is_refused() -> None:
     async def main() -> None:
-        farm = InProcess()
-        for token in ("wrong", None, ""):
-            conn = await connect(farm.url, token)
-            assert await next_message(conn) is None
-            assert conn.close_code == ws.CLOSE_UNAUTHORIZED
-            assert "unauthorized" in (conn.close_reason or "")
-        assert farm.farm.listeners == []
-        farm.stop()
+        async with in_process() as farm:
+            for token in ("wrong", None, ""):
+                conn = await connect(farm.url, token)
+                assert await next_message(conn) is None
+                assert conn.close_code == ws.CLOSE_UNAUTHORIZED
+                assert "unauthorized" in (conn.close_reason or "")
+            assert farm.farm.listeners == []
 
     run(main())
 
@@ -70,57 +79,54 @@ def test_the_first_message_must_be_hello(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(ws, "HELLO_TIMEOUT", 0.3)
 
     async def main() -> None:
-        farm = InProcess()
-        conn = await websocket_connect(farm.url)
-        await conn.write_message('{"type": "subscribe"}')
-        assert await next_message(conn) is None
-        assert conn.close_code == ws.CLOSE_BAD_MESSAGE
-        quiet = await websocket_connect(farm.url)
-        assert await next_message(quiet) is None  # said nothing: closed after the timeout
-        assert quiet.close_code == ws.CLOSE_NO_HELLO
-        farm.stop()
+        async with in_process() as farm:
+            conn = await websocket_connect(farm.url)
+            await conn.write_message('{"type": "subscribe"}')
+            assert await next_message(conn) is None
+            assert conn.close_code == ws.CLOSE_BAD_MESSAGE
+            quiet = await websocket_connect(farm.url)
+            assert await next_message(quiet) is None  # said nothing: closed after the timeout
+            assert quiet.close_code == ws.CLOSE_NO_HELLO
 
     run(main())
 
 
 def test_a_burst_is_one_message_of_ids_and_closing_unsubscribes() -> None:
     async def main() -> None:
-        farm = InProcess()
-        conn = await connect(farm.url, TOKEN)
-        welcome = await next_message(conn)
-        assert welcome["type"] == "welcome"
-        assert len(farm.farm.listeners) == 1
+        async with in_process() as farm:
+            conn = await connect(farm.url, TOKEN)
+            welcome = await next_message(conn)
+            assert welcome["type"] == "welcome"
+            assert len(farm.farm.listeners) == 1
 
-        # 10,000 frame reports over 1,000 chunks, and some job and client changes, in one tick.
-        started = time.monotonic()
-        for chunk in range(1, 1001):
-            for number in range(10):
-                farm.farm.emit("frame", {"chunk_id": chunk, "number": number})
-        farm.farm.emit("chunk", {"id": 5000, "job_id": 7})
-        farm.farm.emit("job", {"id": 8, "deleted": True})
-        farm.farm.emit("client", {"id": 3})
-        farm.farm.emit("project", {"id": 2})
-        farm.farm.emit("job", {"id": "not an id"})  # ignored, never raised into the farm
-        assert time.monotonic() - started < 1.0
+            # 10,000 frame reports over 1,000 chunks, and some job and client changes, in one
+            # tick (no await in between: the same event loop cannot flush halfway).
+            for chunk in range(1, 1001):
+                for number in range(10):
+                    farm.farm.emit("frame", {"chunk_id": chunk, "number": number})
+            farm.farm.emit("chunk", {"id": 5000, "job_id": 7})
+            farm.farm.emit("job", {"id": 8, "deleted": True})
+            farm.farm.emit("client", {"id": 3})
+            farm.farm.emit("project", {"id": 2})
+            farm.farm.emit("job", {"id": "not an id"})  # ignored, never raised into the farm
 
-        message = await next_message(conn)
-        assert message["type"] == "changes"
-        assert message["chunk"] == [*range(1, 1001), 5000]
-        assert message["job"] == [7, 8]
-        assert message["client"] == [3]
-        assert message["project"] == [2]
-        assert message["deleted"] == {"job": [8]}
-        with pytest.raises(asyncio.TimeoutError):
-            await next_message(conn, timeout=ws.COALESCE * 3)  # nothing else was sent
+            message = await next_message(conn)
+            assert message["type"] == "changes"
+            assert message["chunk"] == [*range(1, 1001), 5000]
+            assert message["job"] == [7, 8]
+            assert message["client"] == [3]
+            assert message["project"] == [2]
+            assert message["deleted"] == {"job": [8]}
+            # A deliberate quiet spell: every event above went out in that one message, so
+            # nothing may follow, however the loop is scheduled.
+            with pytest.raises(asyncio.TimeoutError):
+                await next_message(conn, timeout=ws.COALESCE * 3)
 
-        conn.close()
-        for _ in range(100):
-            if not farm.farm.listeners:
-                break
-            await asyncio.sleep(0.02)
-        assert farm.farm.listeners == []
-        farm.farm.emit("job", {"id": 1})  # a closed dashboard is not called any more
-        farm.stop()
+            conn.close()
+            await async_wait_for(
+                lambda: not farm.farm.listeners, 10, what="the closed socket to unsubscribe"
+            )
+            farm.farm.emit("job", {"id": 1})  # a closed dashboard is not called any more
 
     run(main())
 
@@ -129,15 +135,14 @@ def test_too_many_ids_of_a_kind_become_all(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(ws, "MAX_IDS", 50)
 
     async def main() -> None:
-        farm = InProcess(token=None)
-        conn = await connect(farm.url, None)
-        assert (await next_message(conn))["type"] == "welcome"
-        for chunk in range(200):
-            farm.farm.emit("frame", {"chunk_id": chunk, "number": 1})
-        farm.farm.emit("job", {"id": 1})
-        message = await next_message(conn)
-        assert message["chunk"] == "all" and message["job"] == [1]
-        farm.stop()
+        async with in_process(token=None) as farm:
+            conn = await connect(farm.url, None)
+            assert (await next_message(conn))["type"] == "welcome"
+            for chunk in range(200):
+                farm.farm.emit("frame", {"chunk_id": chunk, "number": 1})
+            farm.farm.emit("job", {"id": 1})
+            message = await next_message(conn)
+            assert message["chunk"] == "all" and message["job"] == [1]
 
     run(main())
 
@@ -145,18 +150,19 @@ def test_too_many_ids_of_a_kind_become_all(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = ServerProcess(tmp_path_factory.mktemp("ws") / "server", token=TOKEN).start()
-    yield srv
-    srv.stop()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
-def test_a_real_server_pushes_api_changes_within_a_second(server: ServerProcess) -> None:
+def test_a_real_server_pushes_api_changes(server: ServerProcess) -> None:
     url = server.http_url.replace("http://", "ws://") + "/ws"
 
     async def main() -> None:
         conn = await connect(url, TOKEN)
         assert (await next_message(conn))["type"] == "welcome"
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
         answer = await loop.run_in_executor(
             None,
             server.http,
@@ -174,8 +180,7 @@ def test_a_real_server_pushes_api_changes_within_a_second(server: ServerProcess)
             },
         )
         job_id = answer["data"]["id"]
-        message = await next_message(conn, timeout=2)
-        assert time.monotonic() - started < 1.0
+        message = await next_message(conn)
         assert job_id in message["job"]
         conn.close()
 

@@ -27,18 +27,40 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DONE_RGB = (0x2F, 0xBF, 0x71)  # grid.js COLORS[done]
 
-# The colour of every cell of the frame grid, read back from the canvas's pixels.
+# The colour of every cell of the frame grid, read back from the canvas's pixels (one read of
+# the whole canvas, so that polling a 10,000-cell grid stays cheap).
 GRID_PIXELS = """(c) => {
   const ctx = c.getContext("2d");
   const cell = +c.dataset.cell, gap = +c.dataset.gap, cols = +c.dataset.cols;
   const dpr = +c.dataset.dpr, n = +c.dataset.total, out = [];
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
   for (let i = 0; i < n; i += 1) {
     const x = (i % cols) * (cell + gap), y = Math.floor(i / cols) * (cell + gap);
-    const d = ctx.getImageData(Math.floor(x * dpr) + 1, Math.floor(y * dpr) + 1, 1, 1).data;
-    out.push([d[0], d[1], d[2]]);
+    const at = ((Math.floor(y * dpr) + 1) * c.width + Math.floor(x * dpr) + 1) * 4;
+    out.push([d[at], d[at + 1], d[at + 2]]);
   }
   return out;
 }"""
+
+# True once the grid has `total` cells, all painted within 3 of `rgb` in each channel.
+GRID_PAINTED = (
+    "([total, rgb]) => { const c = document.querySelector('canvas.grid');"
+    " if (!c || c.dataset.total !== String(total) || !c.dataset.cols) return false;"
+    f" const pixels = ({GRID_PIXELS})(c);"
+    " return pixels.length === total"
+    " && pixels.every((p) => p.every((v, i) => Math.abs(v - rgb[i]) <= 3)); }"
+)
+
+
+def painted_grid(page: Any, total: int, rgb: tuple[int, int, int], timeout: float = 20000) -> Any:
+    """The grid's cell colours once all `total` cells are painted `rgb`. The grid paints on the
+    animation frame after its data changed, so this polls the canvas rather than waiting a
+    fixed time; after `timeout` ms it answers what is painted then, for the caller's assert."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(GRID_PAINTED, arg=[total, list(rgb)], polling=100, timeout=timeout)
+    return page.locator("canvas.grid").evaluate(GRID_PIXELS)
 
 
 class FakeNode:
@@ -158,9 +180,10 @@ class Dashboard:
         """Load the page at `route` and wait until it is live (logging in when it asks)."""
         page = self.page
         page.goto(f"{self.base_url}/{route}")
+        # Predicates answer false, never throw, while an element is not there yet.
         page.wait_for_function(
-            "() => document.querySelector('#conn').dataset.state === 'live'"
-            " || !document.querySelector('#login').hidden",
+            "() => document.querySelector('#conn')?.dataset.state === 'live'"
+            " || document.querySelector('#login')?.hidden === false",
             timeout=15000,
         )
         if page.locator("#login").is_visible():
@@ -168,7 +191,7 @@ class Dashboard:
             page.fill("#token", self.token)
             page.click("#login button[type=submit]")
         page.wait_for_function(
-            "() => document.querySelector('#conn').dataset.state === 'live'", timeout=15000
+            "() => document.querySelector('#conn')?.dataset.state === 'live'", timeout=15000
         )
         return page
 

@@ -55,7 +55,7 @@ export function jobs() {
   function show() {
     const now = serverNow();
     const seen = new Set();
-    for (const job of page.data) {
+    page.data.forEach((job, i) => {
       seen.add(job.id);
       let row = rows.get(job.id);
       if (!row) {
@@ -63,8 +63,9 @@ export function jobs() {
         rows.set(job.id, row);
       }
       updateRow(row, job, now);
-      body.append(row);
-    }
+      // Move a row only when it is out of place: moving it would blur a priority being edited.
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
     for (const [id, row] of rows) {
       if (!seen.has(id)) {
         row.remove();
