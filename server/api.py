@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee as pw
 
+from brender.server import budget
 from brender.server.errors import FarmError, Unauthorized, UnsupportedAction
 from brender.server.farm import Farm
 from brender.server.services.query import Page
@@ -153,7 +154,7 @@ def answer(raw: Any, ok: bool, payload: Any) -> dict[str, Any]:
     elif isinstance(payload, Page):
         out = {
             "ok": True,
-            "data": payload.rows,
+            "data": [],
             "total": payload.total,
             "limit": payload.limit,
             "offset": payload.offset,
@@ -162,7 +163,18 @@ def answer(raw: Any, ok: bool, payload: Any) -> dict[str, Any]:
         out = {"ok": True, "data": payload}
     if isinstance(raw, dict) and "id" in raw:
         out["id"] = raw["id"]
+    if isinstance(payload, Page):
+        _fill_page(out, payload.rows)
     return out
+
+
+def _fill_page(out: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """As many of the page's rows as fit in one wire line (server/budget.py); when that is
+    fewer than were read, `limit` says how many."""
+    fitted = budget.fit_rows(rows, budget.PAGE_BYTES - budget.size(out))
+    out["data"] = fitted
+    if len(fitted) < len(rows):
+        out["limit"] = len(fitted)
 
 
 def error_answer(raw: Any, code: str, message: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 
 from brender.server import chunking
 from brender.server.models import Chunk
-from brender.server.services import clients, work
+from brender.server.services import clients, totals, work
 from brender.server.states import ChunkStatus, ClientStatus
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class Farm:
     started_at: float = field(default_factory=time.time)
     listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
+    counter: totals.Counter = field(default_factory=totals.Counter)
+    """Counts jobs and frames by status for `server status`, off the event loop."""
     _kicked: bool = False
     stopping: bool = False
     _watchdog: PeriodicCallback | None = None
@@ -64,6 +66,7 @@ class Farm:
             self._watchdog.stop()
         for session in list(self.sessions.values()):
             session.close()
+        self.counter.close()
 
     # -- nodes coming and going ---------------------------------------------------------------
 

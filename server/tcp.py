@@ -68,7 +68,7 @@ class FarmTCPServer(TCPServer):
     ) -> None:
         caller = api.Caller(transport="tcp")
         if first is not None:
-            await stream.write(wire.encode(await api.handle(self.farm, first, caller)))
+            await stream.write(_line(await api.handle(self.farm, first, caller)))
         while True:
             line = await reader.readline()
             if not line.strip():
@@ -78,7 +78,26 @@ class FarmTCPServer(TCPServer):
             except wire.WireError as exc:
                 await stream.write(wire.encode(api.error_answer(None, exc.code, exc.message)))
                 continue
-            await stream.write(wire.encode(await api.handle(self.farm, request, caller)))
+            await stream.write(_line(await api.handle(self.farm, request, caller)))
+
+
+def _line(answer: dict[str, Any]) -> bytes:
+    """The answer as one line, or a `too_large` error when the peer could not read that line.
+
+    Pages always fit (server/budget.py); this catches the rest, such as a verb that names
+    100,000 frames, whose answer lists them all."""
+    line = wire.encode(answer)
+    if len(line) <= wire.MAX_LINE:
+        return line
+    log.warning("an answer of %d bytes is over the line cap; sent an error instead", len(line))
+    what = "the request was carried out, but its answer" if answer.get("ok") else "the answer"
+    message = (
+        f"{what} ({len(line)} bytes) is over the {wire.MAX_LINE}-byte line cap; "
+        "read the rows it concerns page by page"
+    )
+    small_id = "id" in answer and len(wire.encode(answer["id"])) <= 1024
+    echo = {"id": answer["id"]} if small_id else None
+    return wire.encode(api.error_answer(echo, "too_large", message))
 
 
 async def _last_words(stream: IOStream, message: dict[str, Any]) -> None:

@@ -6,13 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-import peewee as pw
-
 from brender import __version__
 from brender.server.api import Request, action
 from brender.server.errors import InvalidValue
 from brender.server.farm import Farm
-from brender.server.models import Client, Frame, Job
+from brender.server.models import Client
 from brender.server.services import changes, clients, query
 from brender.server.states import ClientStatus
 
@@ -99,23 +97,20 @@ async def info(farm: Farm, req: Request) -> list[dict[str, Any]]:
     return out
 
 
-def _counts(model: Any) -> dict[str, int]:
-    query_ = model.select(model.status, pw.fn.COUNT(model.id)).group_by(model.status).tuples()
-    return {status: n for status, n in query_}
-
-
 @action("server", "status")
-def status(farm: Farm, req: Request) -> dict[str, Any]:
+async def status(farm: Farm, req: Request) -> dict[str, Any]:
+    """The totals are counted off the event loop (services/totals.py); the rest is in memory."""
+    counted = await farm.counter.totals()
     online = len(farm.sessions)
     busy = sum(1 for s in farm.sessions.values() if s.chunk_id is not None)
     return {
         "version": __version__,
         "uptime": round(time.time() - farm.started_at, 3),
-        "jobs": _counts(Job),
-        "frames": _counts(Frame),
+        "jobs": counted.jobs,
+        "frames": counted.frames,
         "clients": {
-            "total": Client.select().count(),
-            "enabled": Client.select().where(Client.status == ClientStatus.ENABLED.value).count(),
+            "total": counted.clients,
+            "enabled": counted.enabled,
             "online": online,
             "busy": busy,
             "idle": online - busy,

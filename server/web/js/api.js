@@ -84,13 +84,14 @@ export async function askAll(requests) {
   return answers.map(check);
 }
 
-/** Every row of a read, page by page (the API gives at most 10,000 rows a page). */
-export async function readAll(request, pageSize = 10000) {
+/** Every row of a read from `offset` on, page by page. A page holds at most 10,000 rows, and
+ * fewer when they would not fit in one answer (docs/api.md): the next starts after the last. */
+export async function readAll(request, offset = 0) {
   const rows = [];
-  for (let offset = 0; ; offset += pageSize) {
-    const answer = await ask({ ...request, limit: pageSize, offset });
+  for (;;) {
+    const answer = await ask({ ...request, limit: 10000, offset: offset + rows.length });
     rows.push(...answer.data);
-    if (answer.data.length < pageSize || rows.length >= answer.total) return rows;
+    if (!answer.data.length || offset + rows.length >= answer.total) return rows;
   }
 }
 

@@ -16,6 +16,11 @@ const THUMB = 480;
 const FULL_GAP = 2000; // ms between two full reads of the grid
 const MAX_CHUNKS = 1000; // more changed chunks than this: read the whole grid instead
 
+/** How the job is cut into chunks: `chunk_size` 0 means the farm sizes each chunk itself. */
+export function chunkingText(job) {
+  return job.chunk_size ? `in chunks of ${job.chunk_size}` : "in automatic chunks";
+}
+
 export function jobDetail(jobId) {
   let job = null;
   let frames = new Frames(0, 0);
@@ -69,16 +74,20 @@ export function jobDetail(jobId) {
     pending.chunks.clear();
     pending.clients = false;
     const requests = [{ item: "job", action: "read", filters: { id: jobId } }];
-    if (chunks.length) {
-      requests.push({
-        item: "frame", action: "read", filters: { job_id: jobId, chunk_id: chunks }, limit: 10000,
-      });
-    }
+    const frameRead = {
+      item: "frame", action: "read", filters: { job_id: jobId, chunk_id: chunks },
+    };
+    if (chunks.length) requests.push({ ...frameRead, limit: 10000 });
     if (clients) requests.push({ item: "client", action: "read", limit: 1000 });
     const answers = await askAll(requests);
     if (!answers[0].data.length) return gone();
     job = answers[0].data[0];
-    if (chunks.length) for (const row of answers[1].data) frames.apply(row, grid);
+    if (chunks.length) {
+      const page = answers[1];
+      // Big chunks do not fit in one answer: read the rest of their frames.
+      const rest = page.data.length < page.total ? await readAll(frameRead, page.data.length) : [];
+      for (const row of page.data.concat(rest)) frames.apply(row, grid);
+    }
     if (clients) noteClients(answers[answers.length - 1].data);
     checkCounts();
     show();
@@ -156,7 +165,7 @@ export function jobDetail(jobId) {
     canvas.setAttribute("aria-label",
       `frames ${job.frame_start}–${job.frame_end}: ` + STATES.map((s) => `${c[s]} ${s}`).join(", "));
     fill(facts,
-      h("dt", "Frames"), h("dd", `${job.frame_start}–${job.frame_end} in chunks of ${job.chunk_size}`),
+      h("dt", "Frames"), h("dd", `${job.frame_start}–${job.frame_end} ${chunkingText(job)}`),
       h("dt", "Output"), h("dd.mono", `${job.output} (${job.format})`),
       h("dt", "Blend file"), h("dd.mono", job.blend_file),
       h("dt", "Submitted"), h("dd", clock(job.created_at)),
