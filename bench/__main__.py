@@ -30,6 +30,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", action="store_true", help="sample the server with py-spy (to stderr)"
     )
+    p.add_argument(
+        "--no-brender",
+        dest="brender",
+        action="store_false",
+        help="peers: measure the peers only, without brender's throughput beside them",
+    )
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, databases)")
     p.add_argument(
         "--try",
@@ -68,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = Path(tempfile.mkdtemp(prefix=f"brender-bench-{scenario.name}-"))
-    ctx = Context(size=size, workdir=workdir, profile=args.profile, started=time.perf_counter())
+    ctx = Context(
+        size=size,
+        workdir=workdir,
+        profile=args.profile,
+        started=time.perf_counter(),
+        brender=args.brender,
+    )
     ctx.say(f"{scenario.name} ({size}) in {workdir}")
     try:
         result = scenario.run(ctx)

@@ -62,47 +62,71 @@ class Farm:
     dispatch: float  # seconds from a node's chunk end to its next order
 
 
+EndgameRule = Callable[[int, float | None, list[tuple[float, float | None]], float], bool]
+
+
+def server_endgame() -> EndgameRule | None:
+    """The server's end-game rule (server/chunking.py `should_take_frame`), when it has one."""
+    try:
+        from brender.server.chunking import should_take_frame
+    except ImportError:
+        return None
+    return should_take_frame
+
+
 def makespan(
-    costs: list[float], farm: Farm, policy: Policy, endgame: bool = False
+    costs: list[float], farm: Farm, policy: Policy, endgame: EndgameRule | None = None
 ) -> tuple[float, int]:
     """Seconds from the first order to the last chunk's end, and the number of chunks.
 
-    `endgame`: once fewer frames are left than there are nodes, a node gets one only if it
-    would finish it among the earliest of all nodes (counting when busy ones come free);
-    otherwise it stays idle, and a faster node takes the frame later but ends it sooner."""
+    `endgame`: a node asks the rule before each chunk, with its mean frame seconds and every
+    other node's (free-at, mean frame seconds), as the server's scheduler would. A node told
+    no stays idle and asks again whenever another node comes free (the scheduler's next pass)."""
     total_speed = sum(farm.speeds)
     mean_cost = sum(costs) / len(costs)
-    free = [(0.0, i) for i in range(len(farm.speeds))]  # (time the node is free, node)
+    nodes = range(len(farm.speeds))
+    seconds = [mean_cost / speed for speed in farm.speeds]  # what a SpeedBook would say
+    free_at = [0.0 for _ in nodes]  # when each node is (expected to be) free
+    free = [(0.0, i) for i in nodes]  # (time the node is free, node): busy and new nodes
     heapq.heapify(free)
+    idle: list[int] = []  # nodes the rule kept idle, in the order they were told no
     known: set[int] = set()
-    nxt = end = 0.0
+    end = 0.0
     given = chunks = 0
     while given < len(costs):
+        if not free:
+            raise RuntimeError("every node is idle with frames left: the end-game rule stalled")
         at, node = heapq.heappop(free)
-        speed = farm.speeds[node]
-        left = len(costs) - given
-        if endgame and left < len(farm.speeds) and free:
-            cost = costs[given]
-            mine = at + farm.dispatch + cost / speed
-            sooner = sum(1 for t, j in free if t + farm.dispatch + cost / farm.speeds[j] < mine)
-            if sooner >= left:
-                continue  # this node is done with the job: faster ones will end it sooner
-        claim = Claim(
-            len(costs) - given,
-            speed,
-            total_speed,
-            len(farm.speeds),
-            node in known,
-            mean_cost / speed,
-        )
-        size = max(1, min(claim.left, policy(claim)))
-        work = farm.startup + sum(costs[given : given + size])
-        given += size
-        chunks += 1
-        nxt = at + (farm.dispatch if node in known else 0.0) + work / speed
-        known.add(node)
-        end = max(end, nxt)
-        heapq.heappush(free, (nxt, node))
+        for asker in (node, *idle):
+            if given >= len(costs):
+                break
+            if endgame is not None:
+                others = [(free_at[j], seconds[j]) for j in nodes if j != asker]
+                if not endgame(len(costs) - given, seconds[asker], others, at):
+                    if asker not in idle:
+                        idle.append(asker)
+                    free_at[asker] = at
+                    continue
+            if asker in idle:
+                idle.remove(asker)
+            speed = farm.speeds[asker]
+            claim = Claim(
+                len(costs) - given,
+                speed,
+                total_speed,
+                len(farm.speeds),
+                asker in known,
+                seconds[asker],
+            )
+            size = max(1, min(claim.left, policy(claim)))
+            work = farm.startup + sum(costs[given : given + size])
+            given += size
+            chunks += 1
+            nxt = at + (farm.dispatch if asker in known else 0.0) + work / speed
+            known.add(asker)
+            free_at[asker] = nxt
+            end = max(end, nxt)
+            heapq.heappush(free, (nxt, asker))
     return end, chunks
 
 

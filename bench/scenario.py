@@ -39,6 +39,7 @@ class Context:
     workdir: Path
     profile: bool = False
     started: float = 0.0
+    brender: bool = True  # peers: measure brender beside its peers (--no-brender: peers only)
 
     def say(self, message: str) -> None:
         """Progress, on stderr: stdout is kept for the table and the JSON line."""

@@ -3,14 +3,16 @@
 Blender pays its start-up and file load once per chunk, so a lone node should get everything
 at once; on a busy farm, chunks shrink as the job nears its end and follow each node's measured
 speed, so that every node finishes at about the same time (factoring, a guided self-scheduling
-in the manner of Hummel et al.). The numbers live in memory: they are a hint, rebuilt from the
-next frame reports after a restart.
+in the manner of Hummel et al.). At the very end, `should_take_frame` keeps a slow node off the
+last frames when faster ones would finish them sooner. The numbers live in memory: they are a
+hint, rebuilt from the next frame reports after a restart.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 FACTOR = 2.0
@@ -84,3 +86,36 @@ def frames_for(left: int, nodes: int, speed: float | None, frame_seconds: float 
         return max(1, min(left, cap))
     share = speed if speed is not None else FIRST_SHARE
     return max(1, min(left, cap, math.ceil(left * share / (nodes * FACTOR))))
+
+
+def should_take_frame(
+    left: int,
+    frame_seconds: float | None,
+    others: Sequence[tuple[float, float | None]],
+    now: float,
+) -> bool:
+    """The end-game rule: should this node, idle at `now`, take one of the job's `left` frames?
+
+    `frame_seconds` is this node's mean seconds per frame on the job (SpeedBook), `others` the
+    (expected free-at time, mean frame seconds) of every other node able to work on it, idle
+    ones free at `now` or earlier. While at least as many frames are left as there are nodes,
+    yes. After that, no if `left` other nodes would each finish one more frame (from when they
+    come free) before this node would: they take the last frames and end the job sooner than a
+    slow node would, so it stays idle. A node with no measured time counts at the average
+    speed of the measured ones; with none measured, the answer is yes.
+    """
+    if left <= 0:
+        return False
+    if left > len(others):
+        return True
+    known = [s for s in (frame_seconds, *(s for _, s in others)) if s is not None and s > 0]
+    if not known:
+        return True
+    average = len(known) / sum(1 / s for s in known)  # the seconds of an average-speed node
+
+    def seconds(s: float | None) -> float:
+        return s if s is not None and s > 0 else average
+
+    mine = now + seconds(frame_seconds)
+    sooner = sum(1 for free_at, s in others if max(free_at, now) + seconds(s) < mine)
+    return sooner < left

@@ -8,6 +8,7 @@ from bench.scenarios import (
     makespan,
     memory,
     overhead,
+    peers,
     restart,
     submit,
     throughput,
@@ -23,5 +24,6 @@ SCENARIOS: dict[str, Scenario] = {
         submit.SCENARIO,
         restart.SCENARIO,
         memory.SCENARIO,
+        peers.SCENARIO,
     )
 }

@@ -39,6 +39,8 @@ def scenario_names() -> list[str]:
 def test_scenario_prints_a_json_last_line(name: str, request: pytest.FixtureRequest) -> None:
     if name == "overhead":
         request.getfixturevalue("blender")  # skipped without Blender, as the e2e tests are
+    if name == "peers":
+        pytest.importorskip("huey")  # the bench extra; the test extra installs it too
     done = bench(name, "--quick", "--toy")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
