@@ -15,7 +15,6 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import procs, proposals
 from bench.scenario import Context
 from bench.scenarios import SCENARIOS
 
@@ -37,12 +36,6 @@ def parser() -> argparse.ArgumentParser:
         help="peers: measure the peers only, without brender's throughput beside them",
     )
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, databases)")
-    p.add_argument(
-        "--try",
-        dest="proposals",
-        metavar="NAMES",
-        help="run the server with proposed changes (bench/proposals.py): a comma list or 'all'",
-    )
     return p
 
 
@@ -66,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown scenario {args.name!r}; see --list", file=sys.stderr)
         return 2
     size = "toy" if args.toy else "quick" if args.quick else "full"
-    if args.proposals:
-        procs.PROPOSALS[:] = proposals.expand(args.proposals)
     keep = bool(args.keep or args.profile)
     if args.keep:
         workdir = Path(args.keep).resolve()
@@ -111,9 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     result.details.setdefault("seconds", round(time.perf_counter() - ctx.started, 1))
     if result.details["server_tracebacks"]:
         result.notes.append("the server logged tracebacks during the run: see its log (--keep)")
-    if procs.PROPOSALS:
-        result.details["proposals_tried"] = list(procs.PROPOSALS)
-        result.notes.append(f"server run WITH proposed changes: {', '.join(procs.PROPOSALS)}")
     print(result.text())
     print(result.json_line())
     return 0

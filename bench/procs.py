@@ -20,8 +20,6 @@ from bench.client import CHEAP_REQUEST, HOST, Api
 
 START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
 
-PROPOSALS: list[str] = []
-"""Server changes to try (bench/proposals.py), set once by `python -m bench --try`."""
 
 
 def clean_env() -> dict[str, str]:
@@ -61,10 +59,7 @@ class Server:
         self.listening_after = 0.0  # seconds from launch to its start-up line
 
     def command(self) -> list[str]:
-        if PROPOSALS:
-            cmd = [sys.executable, "-m", "bench.proposals", *PROPOSALS, "--", "--host", HOST]
-        else:
-            cmd = [sys.executable, "-m", "brender.server.main", "--host", HOST]
+        cmd = [sys.executable, "-m", "brender.server.main", "--host", HOST]
         cmd += ["--tcp-port", "0", "--http-port", "0", "--data-dir", str(self.data_dir)]
         cmd += ["--log-level", self.log_level, *self.extra]
         if self.db_url:

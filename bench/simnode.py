@@ -1,9 +1,10 @@
 """One simulated render node: a real loopback TCP connection speaking docs/protocol.md.
 
 Used by bench/simnodes.py, many to a process; see there for what it is and is not. Like the
-real node it keeps its `frame` and `chunk_done` reports in an in-order outbox until a `pong`
-says the master read them, keeps "rendering" when the master drops it, and reconnects with
-backoff (0.5 s doubling to 5 s, ±25 %), saying in its `hello` which chunk it holds.
+real node it numbers its `frame` and `chunk_done` reports (`seq`) and keeps them in an in-order
+outbox until the master's `ack` (or a `render` carrying one) says they are durable, keeps
+"rendering" when the master drops it, and reconnects with backoff (0.5 s doubling to 5 s,
+±25 %), saying in its `hello` which chunk it holds.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class SimulatedNode(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._ping_timer: asyncio.TimerHandle | None = None
         self._done_frames: list[int] = []
-        self._outbox: list[tuple[int, Message]] = []  # (ping sent after it, 0: unsent)
+        self._outbox: list[tuple[int, Message]] = []  # (its seq, 0: unsent)
+        self._seqs = itertools.count(1)
         self._pings = itertools.count(1)
         self._backoff = 0.5
 
@@ -118,16 +120,26 @@ class SimulatedNode(asyncio.Protocol):
             self.transport.write(b"".join(wire.encode(m) for m in messages))
 
     def _report(self, *messages: Message) -> None:
-        """Reports go through the outbox: sent now when online (with a ping after them)."""
+        """Reports go through the outbox: sent now when online, numbered."""
         self._outbox.extend((0, m) for m in messages)
         if self.online:
             self._flush()
 
     def _flush(self) -> None:
-        seq = next(self._pings)
-        unsent = [m for s, m in self._outbox if s == 0]
-        self._outbox = [(s or seq, m) for s, m in self._outbox]
-        self._send(*unsent, {"type": "ping", "t": float(seq)})
+        unsent = []
+        numbered = []
+        for seq, message in self._outbox:
+            if seq == 0:
+                seq = next(self._seqs)
+                message = {**message, "seq": seq}
+                unsent.append(message)
+            numbered.append((seq, message))
+        self._outbox = numbered
+        self._send(*unsent)
+
+    def _acked(self, seq: object) -> None:
+        if isinstance(seq, int):
+            self._outbox = [(s, m) for s, m in self._outbox if s == 0 or s > seq]
 
     def _unacked_chunk(self) -> int | None:
         ids = [m["chunk_id"] for _, m in self._outbox]
@@ -143,13 +155,14 @@ class SimulatedNode(asyncio.Protocol):
     def _handle(self, message: Message, now: float) -> None:
         kind = message.get("type")
         if kind == "render":
+            self._acked(message.get("ack"))
             self._render(message, now)
+        elif kind == "ack":
+            self._acked(message.get("seq"))
         elif kind == "ping":
             self._send({"type": "pong", "t": message.get("t")})
         elif kind == "pong":
-            t = message.get("t")
-            if isinstance(t, int | float):
-                self._outbox = [(s, m) for s, m in self._outbox if s == 0 or s > t]
+            pass
         elif kind == "welcome":
             self._welcome(message)
         elif kind == "cancel":

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import psutil
 
-from brender.node import messages, sysinfo
+from brender import messages
+from brender.node import sysinfo
 from brender.node.chunk import Runner
 from brender.node.config import NodeConfig
 from brender.node.connection import Connection
@@ -57,15 +57,15 @@ async def run_node(
         )
     orders: OrderHandler | None = None
 
-    def hello() -> dict[str, Any]:
+    def hello() -> messages.Hello:
         running = orders.chunk_id if orders is not None else None
         unreported = connection.pending_chunk_id()
         chunk = None
         if running is not None:
-            chunk = messages.chunk_state(running, True)
+            chunk = messages.HeldChunk(running, True)
         elif unreported is not None:
-            chunk = messages.chunk_state(unreported, False)
-        return messages.hello(
+            chunk = messages.HeldChunk(unreported, False)
+        return messages.Hello(
             node_id=node_id,
             name=config.name,
             hostname=sysinfo.hostname(),
@@ -77,7 +77,7 @@ async def run_node(
             chunk=chunk,
         )
 
-    def on_order(message: dict[str, Any]) -> None:
+    def on_order(message: messages.Message) -> None:
         assert orders is not None
         orders.handle(message)
 

@@ -11,16 +11,13 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
 
-from brender import wire
-from brender.node import messages
+from brender import messages, wire
+from brender.messages import Message
 from brender.node.errors import NodeError, Unauthorized
-from brender.node.outbox import Outbox
+from brender.node.outbox import Outbox, Report
 
 log = logging.getLogger(__name__)
-
-Message = dict[str, Any]
 
 FIRST_BACKOFF = 0.5
 CONNECT_TIMEOUT = 10.0
@@ -42,7 +39,7 @@ class Connection:
         host: str,
         port: int,
         *,
-        hello: Callable[[], Message],
+        hello: Callable[[], messages.Hello],
         on_order: Callable[[Message], None],
         max_backoff: float = 5.0,
     ) -> None:
@@ -68,9 +65,9 @@ class Connection:
     def send(self, message: Message) -> None:
         """Send now if connected, else drop: for answers that are stale a moment later."""
         if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(wire.encode(message))
+            self._writer.write(wire.encode(message.to_wire()))
 
-    def queue(self, message: Message) -> None:
+    def queue(self, message: Report) -> None:
         """Send in order, now or after the next welcome; kept until the master read it."""
         self._outbox.put(message)
 
@@ -120,12 +117,11 @@ class Connection:
             delay = min(delay * 2, self.max_backoff)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(wire.encode(self._hello()))
+        writer.write(wire.encode(self._hello().to_wire()))
         await writer.drain()
         answer, early = await asyncio.wait_for(self._handshake(reader), WELCOME_TIMEOUT)
-        self.client_id = answer.get("client_id")
-        heartbeat = answer.get("heartbeat")
-        heartbeat = float(heartbeat) if isinstance(heartbeat, int | float) and heartbeat > 0 else 0
+        self.client_id = answer.client_id
+        heartbeat = answer.heartbeat if answer.heartbeat > 0 else 0
         log.info("connected to the master at %s as client %s", self.address, self.client_id)
         self._welcomed = True
         self._writer = writer
@@ -149,27 +145,28 @@ class Connection:
             await asyncio.gather(*tasks, return_exceptions=True)
             self._outbox.connection_lost()
 
-    async def _handshake(self, reader: asyncio.StreamReader) -> tuple[Message, list[Message]]:
+    async def _handshake(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[messages.Welcome, list[Message]]:
         """The master's `welcome`, and any order it sent before it (served after it)."""
         early: list[Message] = []
         while True:
             answer = await self._read(reader)
             if answer is None:
                 raise NodeError("the master closed the connection before its welcome")
-            kind = answer.get("type")
-            if kind == "welcome":
+            if isinstance(answer, messages.Welcome):
                 return answer, early
-            if kind == "error":
-                text = f"{answer.get('code')}: {answer.get('message')}"
-                if answer.get("code") == "unauthorized":
+            if isinstance(answer, messages.Error):
+                text = f"{answer.code}: {answer.message}"
+                if answer.code == "unauthorized":
                     raise Unauthorized(f"the master at {self.address} refused us: {text}")
                 raise NodeError(f"the master refused us ({text})")
             if len(early) >= MAX_EARLY:
-                raise NodeError(f"no 'welcome' from the master, got {kind!r}")
+                raise NodeError(f"no 'welcome' from the master, got {answer.TYPE!r}")
             early.append(answer)
 
     async def _read(self, reader: asyncio.StreamReader) -> Message | None:
-        """The next JSON line (console text skipped); None at end of stream."""
+        """The next message (console text and unknown messages skipped); None at the end."""
         while True:
             try:
                 line = await reader.readuntil(b"\n")
@@ -180,9 +177,25 @@ class Connection:
             if not line.lstrip().startswith(b"{"):
                 continue
             try:
-                return wire.decode(line)
+                raw = wire.decode(line)
             except wire.WireError as exc:
                 log.warning("ignoring a bad line from the master: %s", exc.message)
+                continue
+            try:
+                return messages.from_server(raw)
+            except messages.MessageError as exc:
+                self._refused(raw, exc)
+
+    def _refused(self, raw: dict[str, object], exc: messages.MessageError) -> None:
+        """A render order we cannot take is answered, so the master gives the chunk back."""
+        chunk_id = raw.get("chunk_id")
+        if raw.get("type") == "render":
+            log.warning("rejecting chunk %s: invalid render order: %s", chunk_id, exc)
+            held = chunk_id if isinstance(chunk_id, int) and not isinstance(chunk_id, bool) else None
+            self.send(messages.Rejected(held, f"invalid render order: {exc}"))
+        else:
+            text = str(raw)[:200]
+            log.warning("ignoring a message from the master (%s): %s", exc, text)
 
     async def _read_loop(self, reader: asyncio.StreamReader, heartbeat: float) -> None:
         # We ping every heartbeat and the master answers at once: this long a silence is a
@@ -198,27 +211,27 @@ class Connection:
             self._dispatch(message)
 
     def _dispatch(self, message: Message) -> None:
-        kind = message.get("type")
-        if kind == "ping":
-            self.send(messages.pong(message.get("t")))
-        elif kind == "pong":
-            self._outbox.pong(message.get("t"))
-        elif kind == "error":
-            log.warning("the master says: %s: %s", message.get("code"), message.get("message"))
+        if isinstance(message, messages.Ping):
+            self.send(messages.Pong(message.t))
+        elif isinstance(message, messages.Pong):
+            self._outbox.pong(message.t)
+        elif isinstance(message, messages.Ack):
+            self._outbox.ack(message.seq)
+        elif isinstance(message, messages.Error):
+            log.warning("the master says: %s: %s", message.code, message.message)
         else:
+            if isinstance(message, messages.Render) and message.ack is not None:
+                self._outbox.ack(message.ack)
             self._on_order(message)
 
     async def _flush_loop(self, writer: asyncio.StreamWriter) -> None:
         while True:
             await self._outbox.ready.wait()
             self._outbox.ready.clear()
-            wrote = False
+            # The master acknowledges each report (`ack`) once it is durable: no ping needed.
             while (message := self._outbox.take()) is not None:
-                writer.write(wire.encode(message))
-                wrote = True
+                writer.write(wire.encode(message.to_wire()))
                 await writer.drain()
-            if wrote:
-                self._ping()  # its pong tells us the master has read all of the above
 
     async def _ping_loop(self, heartbeat: float) -> None:
         while True:
@@ -228,7 +241,7 @@ class Connection:
     def _ping(self) -> None:
         if self._writer is None:
             return
-        self.send(messages.ping(self._outbox.ping_time()))
+        self.send(messages.Ping(self._outbox.ping_time()))
 
     @staticmethod
     async def _close(writer: asyncio.StreamWriter) -> None:

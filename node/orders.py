@@ -7,14 +7,15 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
-from brender.node import messages, sysinfo
+from brender import messages
+from brender.messages import Message
+from brender.node import sysinfo
 from brender.node.blender_log import Event, FrameSaved, FrameStarted
 from brender.node.chunk import ChunkResult, RenderOrder, Runner, is_contiguous
 from brender.node.errors import NodeError
+from brender.node.outbox import Report
 
 log = logging.getLogger(__name__)
-
-Message = dict[str, Any]
 
 
 class Outlet(Protocol):
@@ -22,7 +23,27 @@ class Outlet(Protocol):
 
     def send(self, message: Message) -> None: ...
 
-    def queue(self, message: Message) -> None: ...
+    def queue(self, message: Report) -> None: ...
+
+
+def parse_render(raw: dict[str, Any]) -> RenderOrder:
+    """A `render` order's JSON as a `RenderOrder`; NodeError naming the first bad field."""
+    try:
+        return order_of(messages.Render.parse(raw))
+    except messages.MessageError as exc:
+        raise NodeError(str(exc)) from None
+
+
+def order_of(render: messages.Render) -> RenderOrder:
+    return RenderOrder(
+        chunk_id=render.chunk_id,
+        blend_file=render.blend_file,
+        frames=render.frames,
+        output=render.output,
+        format=render.format,
+        job_id=render.job_id,
+        timeout=render.timeout,
+    )
 
 
 class OrderHandler:
@@ -42,18 +63,17 @@ class OrderHandler:
         return self._order.chunk_id if self._order is not None else None
 
     def handle(self, message: Message) -> None:
-        kind = message.get("type")
-        if kind == "render":
+        if isinstance(message, messages.Render):
             self._render(message)
-        elif kind == "cancel":
+        elif isinstance(message, messages.Cancel):
             self._cancel(message)
-        elif kind == "system":
+        elif isinstance(message, messages.SystemRequest):
             self._system(message)
         else:
-            log.warning("ignoring an order of unknown type %r", kind)
+            log.warning("ignoring an order of type %r", message.TYPE)
 
-    def _render(self, message: Message) -> None:
-        chunk_id = message.get("chunk_id")
+    def _render(self, message: messages.Render) -> None:
+        chunk_id = message.chunk_id
         if self._order is not None and chunk_id == self._order.chunk_id:
             # The master sent this chunk again (e.g. after a reconnect): we are on it already,
             # and "rejected" would make it requeue the chunk we are rendering.
@@ -62,17 +82,12 @@ class OrderHandler:
         if self._order is not None:
             reason = f"busy with chunk {self._order.chunk_id}"
             log.info("rejecting chunk %s: %s", chunk_id, reason)
-            self._outlet.send(messages.rejected(chunk_id, reason))
+            self._outlet.send(messages.Rejected(chunk_id, reason))
             return
         if self._shutting_down:
-            self._outlet.send(messages.rejected(chunk_id, "the node is shutting down"))
+            self._outlet.send(messages.Rejected(chunk_id, "the node is shutting down"))
             return
-        try:
-            order = messages.parse_render(message)
-        except NodeError as exc:
-            log.warning("rejecting chunk %s: invalid render order: %s", chunk_id, exc)
-            self._outlet.send(messages.rejected(chunk_id, f"invalid render order: {exc}"))
-            return
+        order = order_of(message)
         log.info("chunk %d: frames %s of %s", order.chunk_id, _frames(order), order.blend_file)
         self._order = order
         self._task = asyncio.create_task(self._run(order), name=f"chunk-{order.chunk_id}")
@@ -80,7 +95,7 @@ class OrderHandler:
     async def _run(self, order: RenderOrder) -> None:
         def on_event(event: Event) -> None:
             if isinstance(event, FrameStarted):
-                self._outlet.send(messages.progress(order.chunk_id, event.frame))
+                self._outlet.send(messages.Progress(order.chunk_id, event.frame))
             elif isinstance(event, FrameSaved):
                 log.info(
                     "chunk %d: frame %d saved to %s in %.2f s",
@@ -89,7 +104,9 @@ class OrderHandler:
                     event.path,
                     event.render_time,
                 )
-                self._outlet.queue(messages.frame(order.chunk_id, event))
+                self._outlet.queue(
+                    messages.FrameDone(order.chunk_id, event.frame, event.path, event.render_time)
+                )
 
         try:
             result = await self._runner.run(order, on_event)
@@ -105,30 +122,39 @@ class OrderHandler:
             return
         if result.ok:
             log.info("chunk %d done: frames %s", order.chunk_id, _frames(order))
-        self._outlet.queue(messages.chunk_done(order.chunk_id, result))
+        self._outlet.queue(
+            messages.ChunkDone(
+                chunk_id=order.chunk_id,
+                ok=result.ok,
+                exit_code=result.exit_code,
+                canceled=result.canceled,
+                frames_done=tuple(result.frames_done),
+                error=result.error,
+                log_tail=() if result.ok else tuple(result.log_tail),
+            )
+        )
 
-    def _cancel(self, message: Message) -> None:
-        chunk_id = message.get("chunk_id")
+    def _cancel(self, message: messages.Cancel) -> None:
+        chunk_id = message.chunk_id
         if self._order is None or chunk_id != self._order.chunk_id:
             log.info("ignoring cancel of chunk %s: not running it", chunk_id)
             return
         log.info("chunk %s: canceled by the master", chunk_id)
         self._runner.cancel()
 
-    def _system(self, message: Message) -> None:
-        command = message.get("command")
-        request = message.get("request")
+    def _system(self, message: messages.SystemRequest) -> None:
+        command, request = message.command, message.request
         if command == "mac_address":
-            data: Message = {"mac_address": sysinfo.mac_address()}
+            data: dict[str, Any] = {"mac_address": sysinfo.mac_address()}
         elif command == "memory":
             data = sysinfo.memory()
         elif command == "info":
             data = sysinfo.info(self._blender_version, self.chunk_id)
         else:
             error = f"unknown system command {command!r}"
-            self._outlet.send(messages.system(command, request, None, error))
+            self._outlet.send(messages.SystemReply(command, request, None, error))
             return
-        self._outlet.send(messages.system(command, request, data))
+        self._outlet.send(messages.SystemReply(command, request, data))
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop taking orders and kill the running Blender, if any."""

@@ -1,22 +1,26 @@
 """The in-order outbox of `frame` and `chunk_done` reports, which survives disconnects.
 
-A report leaves the outbox for good only once the master has shown it read it: it answered a
-`ping` sent after the report (TCP keeps the order, and the master answers pings at once).
-Until then a lost connection puts it back at the front, so nothing written into a dying
-socket is lost; the master ignores the duplicates this can make.
+Each report is written with a `seq` number. It leaves the outbox for good only once the master
+has said it is durable: an `ack` (or a `render` carrying `ack`) with that number or a higher
+one, or the `pong` of a `ping` sent after it (the master answers both only after committing
+what it read before). Until then a lost connection puts it back at the front, so nothing
+written into a dying socket is lost; the master ignores the duplicates this can make.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
 from typing import Any
 
+from brender.messages import ChunkDone, FrameDone
+
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
+Report = FrameDone | ChunkDone
 
 MAX_UNCONFIRMED = 10_000
 MAX_PINGS = 100
@@ -26,8 +30,8 @@ class Outbox:
     """Reports waiting to be written, and written ones waiting for the master's pong."""
 
     def __init__(self) -> None:
-        self._waiting: deque[Message] = deque()
-        self._unconfirmed: deque[tuple[int, Message]] = deque()
+        self._waiting: deque[Report] = deque()
+        self._unconfirmed: deque[tuple[int, Report]] = deque()
         self._pings: dict[float, int] = {}
         self._seq = 0
         self._last_t = 0.0
@@ -37,17 +41,17 @@ class Outbox:
         """Set when the master has read every report."""
         self.settled.set()
 
-    def put(self, message: Message) -> None:
+    def put(self, message: Report) -> None:
         self._waiting.append(message)
         self.settled.clear()
         self.ready.set()
 
-    def take(self) -> Message | None:
-        """The next report to write; it stays unconfirmed until a later ping is answered."""
+    def take(self) -> Report | None:
+        """The next report to write, numbered; it stays unconfirmed until acknowledged."""
         if not self._waiting:
             return None
-        message = self._waiting.popleft()
         self._seq += 1
+        message = dataclasses.replace(self._waiting.popleft(), seq=self._seq)
         self._unconfirmed.append((self._seq, message))
         if len(self._unconfirmed) > MAX_UNCONFIRMED:
             self._unconfirmed.popleft()
@@ -69,6 +73,12 @@ class Outbox:
         seq = self._pings[t]
         for older in [key for key in self._pings if key <= t]:
             del self._pings[older]
+        self.ack(seq)
+
+    def ack(self, seq: Any) -> None:
+        """The master made every report up to `seq` durable."""
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
         while self._unconfirmed and self._unconfirmed[0][0] <= seq:
             self._unconfirmed.popleft()
         if not self._unconfirmed and not self._waiting:
@@ -87,9 +97,9 @@ class Outbox:
     def first_chunk_id(self) -> int | None:
         """The chunk of the oldest report the master has not confirmed, if any."""
         if self._unconfirmed:
-            return int(self._unconfirmed[0][1]["chunk_id"])
+            return self._unconfirmed[0][1].chunk_id
         if self._waiting:
-            return int(self._waiting[0]["chunk_id"])
+            return self._waiting[0].chunk_id
         return None
 
     def __len__(self) -> int:

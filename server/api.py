@@ -61,19 +61,21 @@ class Caller:
 
 
 Handler = Callable[[Farm, Request], Any]
-ROUTES: dict[tuple[str, str], Handler] = {}
+Routes = dict[tuple[str, str], Handler]
+ROUTES: Routes = {}
+"""The dispatcher's table, filled once by `install` (server/actions builds it)."""
+
+READS = frozenset({"read", "status", "info"})
+"""Actions that change nothing; every other one is answered only once its change is durable."""
 
 
-def action(item: str, *names: str) -> Callable[[Handler], Handler]:
-    """Register a function as the handler of `item` × each of `names`."""
-
-    def register(fn: Handler) -> Handler:
-        for name in names:
-            assert item in ITEMS and name in ACTIONS, (item, name)
-            ROUTES[(item, name)] = fn
-        return fn
-
-    return register
+def install(routes: Routes) -> None:
+    """Give the dispatcher its item × action table."""
+    for item, name in routes:
+        if item not in ITEMS or name not in ACTIONS:
+            raise ValueError(f"no such item × action: {item} {name}")
+    ROUTES.clear()
+    ROUTES.update(routes)
 
 
 def _item_name(raw: Any) -> str:
@@ -189,6 +191,8 @@ async def handle(farm: Farm, raw: Any, caller: Caller) -> dict[str, Any]:
         result: Any = ROUTES[(request.item, request.action)](farm, request)
         if inspect.isawaitable(result):
             result = await result
+        if request.action not in READS:
+            await farm.store.committed()  # answered once what it changed is durable
         return answer(raw, True, result)
     except FarmError as exc:
         return answer(raw, False, exc.as_error())

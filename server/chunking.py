@@ -69,6 +69,11 @@ class SpeedBook:
             return None
         return max(0.1, min(10.0, farm.mean / mine.mean))
 
+    def own_seconds(self, job_id: int, client_id: int) -> float | None:
+        """This node's own mean seconds per frame on the job (None until it has reported)."""
+        mine = self.jobs.get(job_id, {}).get(client_id)
+        return mine.mean if mine is not None else None
+
     def frame_seconds(self, job_id: int, client_id: int) -> float | None:
         book = self.jobs.get(job_id, {})
         mine = book.get(client_id) or book.get(None)

@@ -1,30 +1,44 @@
-"""What the server keeps in memory: the connected nodes, which of them are idle, the dispatcher.
+"""The farm's live state: the nodes (owned here alone) and the scheduler that feeds them.
 
-Everything else lives in the database. Work is pushed: whenever something could let a node
-start a chunk (a node connects or finishes, a job is submitted or resumed, a node is enabled)
-the caller `kick`s the farm, and one dispatch pass runs on the next loop tick.
+Work is pushed: whenever something could let a node start a chunk (a node connects or
+finishes, a job is submitted or resumed, a node is enabled) the caller `kick`s the farm, and a
+dispatch pass runs on the next loop tick. A pass hands out at most `DISPATCH_SLICE` orders, then
+yields the loop (so reports and pings are read in between) and goes on in the next tick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tornado.ioloop import IOLoop, PeriodicCallback
+from tornado.ioloop import PeriodicCallback
 
-from brender.server import chunking
-from brender.server.models import Chunk
-from brender.server.services import clients, totals, work
-from brender.server.states import ChunkStatus, ClientStatus
+from brender import messages
+from brender.server import chunking, journal
+from brender.server.live import LiveJob
+from brender.server.models import Client, tuples
+from brender.server.scheduler import Scheduler, Sizer
+from brender.server.services import clients
+from brender.server.states import ClientStatus
+from brender.server.store import Statement, Store
 
 if TYPE_CHECKING:
     from brender.server.nodes import NodeSession
 
 log = logging.getLogger(__name__)
+
+DISPATCH_SLICE = 64
+"""Orders handed out in one loop tick before reports and pings get their turn."""
+
+ALL_OFFLINE = Statement("all offline", "UPDATE client SET online = {p} WHERE online = {p}")
+CLIENT_OFFLINE = Statement(
+    "client offline", "UPDATE client SET online = {p}, last_seen = {p} WHERE id = {p}"
+)
 
 
 @dataclass
@@ -35,28 +49,59 @@ class FarmSettings:
     heartbeat: float = 2.0
 
 
-@dataclass
+@dataclass(eq=False)
+class Node:
+    """A connected node, as the farm keeps it."""
+
+    client_id: int
+    name: str
+    session: NodeSession
+    enabled: bool
+    chunk_id: int | None = None
+    job_id: int | None = None
+
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(eq=False)
 class Farm:
     settings: FarmSettings
-    sessions: dict[int, NodeSession] = field(default_factory=dict)
+    store: Store
+    nodes: dict[int, Node] = field(default_factory=dict)
     idle: dict[int, None] = field(default_factory=dict)  # insertion-ordered: longest idle first
+    enabled: set[int] = field(default_factory=set)  # every enabled client, online or not
+    known: set[int] = field(default_factory=set)  # every client row
     started_at: float = field(default_factory=time.time)
-    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
-    counter: totals.Counter = field(default_factory=totals.Counter)
-    """Counts jobs and frames by status for `server status`, off the event loop."""
-    _kicked: bool = False
-    stopping: bool = False
-    _watchdog: PeriodicCallback | None = None
     local_node: Callable[[], dict[str, Any]] | None = None
     """The state of `--local-node`'s process (server/local_node.py), when there is one."""
+    stopping: bool = False
+    _events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _events_batch: int = -1
+    _kicked: bool = False
+    _watchdog: PeriodicCallback | None = None
+
+    def __post_init__(self) -> None:
+        self.scheduler = Scheduler(self.store, self, self.emit)
+        self.scheduler.endgame = self._endgame
+
+    # -- start and stop ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Forget connections of the last run; orphaned chunks wait `node_timeout` for their node."""
-        clients.mark_all_offline()
+        """Rebuild the live state from the database (before serving): every client offline,
+        every unfinished job in the scheduler; orphaned chunks wait `node_timeout` for their
+        node to come back."""
+        self.store.execute(ALL_OFFLINE, (False, True))
+        for cid, status in tuples(Client.select(Client.id, Client.status)):
+            self.known.add(cid)
+            if status == ClientStatus.ENABLED.value:
+                self.enabled.add(cid)
+        journal.load(self.scheduler)
         self._watchdog = PeriodicCallback(self._check_liveness, 1000)
         self._watchdog.start()
-        IOLoop.current().call_later(self.settings.node_timeout, self.requeue_orphans)
+        asyncio.get_running_loop().call_later(self.settings.node_timeout, self.requeue_orphans)
 
     def stop(self) -> None:
         """Close every node connection without touching their work: the nodes are not gone,
@@ -64,74 +109,112 @@ class Farm:
         self.stopping = True
         if self._watchdog is not None:
             self._watchdog.stop()
-        for session in list(self.sessions.values()):
-            session.close()
-        self.counter.close()
+        for node in list(self.nodes.values()):
+            node.session.close()
+
+    # -- what the scheduler asks of the nodes (NodeBook) ---------------------------------------
+
+    def enabled_ids(self) -> Collection[int]:
+        return self.enabled
+
+    def working_ids(self) -> Collection[int]:
+        return [cid for cid, node in self.nodes.items() if node.enabled]
 
     # -- nodes coming and going ---------------------------------------------------------------
 
-    def node_joined(self, session: NodeSession, hello: dict[str, Any]) -> int:
-        """Register the node; answers its client id. A chunk it still holds may stay with it."""
-        client = clients.register(hello)
-        old = self.sessions.get(client.id)
-        if old is not None and old is not session:
+    async def node_joined(self, session: NodeSession, hello: messages.Hello) -> int:
+        """Register the node (its client row); answers its client id. A chunk it still holds
+        may stay with it."""
+        info = {k: v for k, v in hello.to_wire().items() if v is not None}
+        client = await self.store.run(lambda: clients.register(info))
+        cid = int(client.id)
+        old = self.nodes.get(cid)
+        if old is not None and old.session is not session:
             log.warning(
-                "client %d (%s) connected again; dropping its old connection",
-                client.id,
-                client.name,
+                "client %d (%s) connected again; dropping its old connection", cid, client.name
             )
-            old.replaced = True
-            old.close()
-        session.client_id = client.id
-        session.name = client.name
-        session.enabled = client.status == ClientStatus.ENABLED.value
-        self.sessions[client.id] = session
-        held = hello.get("chunk")
-        held_id = held.get("chunk_id") if isinstance(held, dict) else None
-        if isinstance(held_id, int) and work.reclaim(client.id, held_id):
-            session.chunk_id = held_id
+            old.session.replaced = True
+            old.session.close()
+        enabled = client.status == ClientStatus.ENABLED.value
+        node = Node(cid, client.name, session, enabled)
+        self.nodes[cid] = node
+        self.known.add(cid)
+        (self.enabled.add if enabled else self.enabled.discard)(cid)
+        session.client_id, session.name = cid, client.name
+        held = hello.chunk
+        if held is not None and self.scheduler.reclaim(cid, held.chunk_id):
+            node.chunk_id = held.chunk_id
+            node.job_id = self.scheduler.running[held.chunk_id].job.id
         else:
-            if isinstance(held_id, int):
-                # After the welcome, which the caller sends when this returns.
-                IOLoop.current().add_callback(session.send, {"type": "cancel", "chunk_id": held_id})
-            work.requeue_client(client.id, "node reconnected without this chunk")
-        log.info("client %d (%s) online from %s", client.id, client.name, session.address)
-        self.emit("client", {"id": client.id})
-        if session.chunk_id is None:
-            self.node_idle(client.id)
-        return int(client.id)
+            if held is not None:
+                session.post(messages.Cancel(held.chunk_id))  # after the welcome
+            self.scheduler.give_back(cid, "node reconnected without this chunk")
+        log.info("client %d (%s) online from %s", cid, client.name, session.address)
+        self.emit("client", {"id": cid})
+        if node.chunk_id is None:
+            self.node_idle(cid)
+        return cid
 
     def node_left(self, session: NodeSession, reason: str) -> None:
         cid = session.client_id
-        if cid is None or self.sessions.get(cid) is not session:
+        node = self.nodes.get(cid) if cid is not None else None
+        if cid is None or node is None or node.session is not session:
             return
-        del self.sessions[cid]
+        del self.nodes[cid]
         self.idle.pop(cid, None)
         if self.stopping:
             return  # shutting down: nothing to write (start-up marks every client offline)
-        clients.set_offline(cid)
+        self.store.put(CLIENT_OFFLINE, cid, (False, time.time(), cid))
         if not session.replaced:
-            work.requeue_client(cid, reason)
+            self.scheduler.give_back(cid, reason)
         self.kick()  # its work is back, and chunks kept from other nodes for it may go now
-        log.info("client %d (%s) offline: %s", cid, session.name, reason)
+        log.info("client %d (%s) offline: %s", cid, node.name, reason)
         self.emit("client", {"id": cid})
 
     def node_idle(self, client_id: int) -> None:
-        session = self.sessions.get(client_id)
-        if session is None:
+        node = self.nodes.get(client_id)
+        if node is None:
             return
-        session.chunk_id = None
+        node.chunk_id = node.job_id = None
         self.idle[client_id] = None
         self.emit("client", {"id": client_id})
         self.kick()
 
+    def chunk_ended(self, client_id: int, report: messages.ChunkDone) -> None:
+        job_id = self.scheduler.chunk_ended(client_id, report)
+        if job_id is not None:
+            self.emit("job", {"id": job_id})
+        node = self.nodes.get(client_id)
+        if node is not None and node.chunk_id in (report.chunk_id, None):
+            self.node_idle(client_id)
+
+    def frame_saved(self, client_id: int, report: messages.FrameDone) -> None:
+        node = self.nodes.get(client_id)
+        if node is not None and node.job_id is not None and report.chunk_id == node.chunk_id:
+            self.speeds.record(node.job_id, client_id, report.render_time)
+        if self.scheduler.frame_saved(client_id, report):
+            self.emit("frame", {"chunk_id": report.chunk_id, "number": report.frame})
+
+    def rejected(self, client_id: int, report: messages.Rejected) -> None:
+        node = self.nodes.get(client_id)
+        log.warning(
+            "client %d (%s) rejected chunk %s: %s",
+            client_id,
+            node.name if node else "?",
+            report.chunk_id,
+            report.reason,
+        )
+        if report.chunk_id is not None:
+            self.scheduler.give_back(
+                client_id, f"node rejected it: {report.reason}", report.chunk_id
+            )
+        self.kick()
+
     def requeue_orphans(self) -> None:
         """Chunks still `running` on nodes that never came back after a restart go back."""
-        running = Chunk.select(Chunk.client).where(Chunk.status == ChunkStatus.RUNNING.value)
-        orphans = {row.client_id for row in running.distinct()} - set(self.sessions)
+        orphans = self.scheduler.orphans(self.nodes)
         for cid in orphans:
-            if cid is not None:
-                work.requeue_client(cid, "node did not come back after a server restart")
+            self.scheduler.give_back(cid, "node did not come back after a server restart")
         if orphans:
             self.kick()
 
@@ -139,14 +222,15 @@ class Farm:
         """Ping quiet nodes (so they can tell a live master), drop the silent ones."""
         clock = time.monotonic()
         deadline = clock - self.settings.node_timeout
-        for session in list(self.sessions.values()):
+        for node in list(self.nodes.values()):
+            session = node.session
             if clock - session.last_heard > self.settings.heartbeat:
-                session.send({"type": "ping", "t": time.time()})
+                session.send(messages.Ping(time.time()))
             if session.last_heard < deadline:
                 log.warning(
-                    "client %s (%s) silent for %.0f s: offline",
-                    session.client_id,
-                    session.name,
+                    "client %d (%s) silent for %.0f s: offline",
+                    node.client_id,
+                    node.name,
                     self.settings.node_timeout,
                 )
                 session.close()
@@ -155,34 +239,41 @@ class Farm:
     # -- dispatch ------------------------------------------------------------------------------
 
     def kick(self) -> None:
-        """Ask for one dispatch pass on the next loop tick (many kicks in a tick make one pass)."""
+        """Ask for a dispatch pass on the next loop tick (many kicks in a tick make one pass)."""
         if not self._kicked:
             self._kicked = True
-            IOLoop.current().add_callback(self._dispatch)
+            asyncio.get_running_loop().call_soon(self._dispatch)
 
     def _dispatch(self) -> None:
         self._kicked = False
-        working = sum(1 for s in self.sessions.values() if s.enabled)
+        scheduler = self.scheduler
+        if not scheduler.has_work():
+            return
+        working = sum(1 for n in self.nodes.values() if n.enabled)
+        sent = 0
         for cid in list(self.idle):
-            session = self.sessions.get(cid)
-            if session is None or not session.enabled:
+            node = self.nodes.get(cid)
+            if node is None or not node.enabled:
                 continue
-            order = work.claim_next(cid, self._sizer(cid, working))
+            order = scheduler.claim(cid, self._sizer(cid, working))
             if order is None:
-                if not work.has_queued_work():
+                if not scheduler.has_work():
                     return  # nothing for anyone: no need to ask for each idle node
                 continue  # nothing this node may take (blocklist, a chunk it just failed)
             del self.idle[cid]
-            session.chunk_id, session.job_id = order["chunk_id"], order["job_id"]
-            session.send(order)
-            self.emit("job", {"id": order["job_id"]})
-            self.emit("chunk", {"id": order["chunk_id"], "job_id": order["job_id"]})
+            node.chunk_id, node.job_id = order.chunk_id, order.job_id
+            node.session.order(order)
+            self.emit("chunk", {"id": order.chunk_id, "job_id": order.job_id})
             self.emit("client", {"id": cid})
+            sent += 1
+            if sent >= DISPATCH_SLICE:
+                self.kick()  # the rest after this tick's reads
+                return
 
-    def _sizer(self, client_id: int, nodes: int) -> work.Sizer:
+    def _sizer(self, client_id: int, nodes: int) -> Sizer:
         """Automatic chunk sizes for this node: its share of a job's frames (server/chunking)."""
 
-        def size(job: Any, left: int) -> int:
+        def size(job: LiveJob, left: int) -> int:
             return chunking.frames_for(
                 left,
                 nodes,
@@ -192,35 +283,87 @@ class Farm:
 
         return size
 
+    def _endgame(self, job: LiveJob, client_id: int) -> bool:
+        """The end-game rule (chunking.should_take_frame): with fewer frames left than nodes on
+        the job, a slow node leaves them to nodes that would finish them sooner."""
+        left = job.counts["queued"]
+        if left >= len(self.nodes):
+            return True  # at least a frame for every other node: no end game yet
+        working = [cid for cid in self.working_ids() if cid != client_id]
+        if left > len(working):
+            return True
+        clock = time.time()
+        others = []
+        for cid in working:
+            node = self.nodes[cid]
+            seconds = self.speeds.own_seconds(job.id, cid)
+            if node.chunk_id is None:
+                others.append((clock, seconds))
+            elif node.job_id == job.id and seconds is not None:  # when it is free is known
+                chunk = self.scheduler.running.get(node.chunk_id)
+                left_there = len(chunk.unfinished()) if chunk is not None else 0
+                others.append((clock + left_there * (seconds or 0.0), seconds))
+        return chunking.should_take_frame(
+            left, self.speeds.own_seconds(job.id, client_id), others, clock
+        )
+
     # -- changes made through the API ---------------------------------------------------------
 
     def clients_changed(self, rows: list[Any]) -> None:
-        """Client rows were enabled/disabled: follow that in the live sessions."""
+        """Client rows were enabled/disabled: follow that in the live state."""
         for row in rows:
-            session = self.sessions.get(row.id)
-            if session is not None:
-                session.enabled = row.status == ClientStatus.ENABLED.value
+            enabled = row.status == ClientStatus.ENABLED.value
+            (self.enabled.add if enabled else self.enabled.discard)(row.id)
+            node = self.nodes.get(row.id)
+            if node is not None:
+                node.enabled = enabled
             self.emit("client", {"id": row.id})
+        self.kick()
+
+    def clients_deleted(self, ids: list[int]) -> None:
+        for cid in ids:
+            self.known.discard(cid)
+            self.enabled.discard(cid)
+            node = self.nodes.get(cid)
+            if node is not None:
+                node.session.replaced = True  # its chunk was given back already
+                node.session.close()
+            self.emit("client", {"id": cid, "deleted": True})
         self.kick()
 
     def stop_work(self, client_ids: list[int], reason: str) -> None:
         """Take the running chunks away from these nodes: requeued first, then killed."""
         for cid in client_ids:
-            chunk_ids = work.requeue_client(cid, reason)
-            self.cancel_chunks([(chunk_id, cid) for chunk_id in chunk_ids])
+            for chunk_id in self.scheduler.give_back(cid, reason):
+                self.cancel_chunks([(chunk_id, cid)])
         self.kick()
 
     def cancel_chunks(self, pairs: list[tuple[int, int | None]]) -> None:
-        """Tell nodes to kill these chunks (already marked canceled in the database)."""
+        """Tell nodes to kill these chunks (already canceled in the scheduler)."""
         for chunk_id, client_id in pairs:
-            session = self.sessions.get(client_id) if client_id is not None else None
-            if session is not None:
-                session.send({"type": "cancel", "chunk_id": chunk_id})
+            node = self.nodes.get(client_id) if client_id is not None else None
+            if node is not None:
+                node.session.post(messages.Cancel(chunk_id))
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
-        for listener in self.listeners:
-            listener(kind, data)
+        """Tell every listener (the WebSocket feed) once the change is committed, so a page
+        that reads on the event reads the change; one that fails does not stop the rest."""
+        if not self.listeners:
+            return
+        if self._events_batch != self.store.batch_no or not self._events:
+            events: list[tuple[str, dict[str, Any]]] = []
+            self._events, self._events_batch = events, self.store.batch_no
+            self.store.after_commit(lambda: self._tell(events))
+        self._events.append((kind, data))
+
+    def _tell(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        for kind, data in events:
+            for listener in list(self.listeners):
+                try:
+                    listener(kind, data)
+                except Exception:
+                    log.exception("a %s event listener failed", kind)
 
     def busy_chunk(self, client_id: int) -> int | None:
-        session = self.sessions.get(client_id)
-        return session.chunk_id if session is not None else None
+        node = self.nodes.get(client_id)
+        return node.chunk_id if node is not None else None

@@ -38,5 +38,20 @@ class LineReader:
             start = len(self._buffer)
             self._buffer += await self.stream.read_bytes(CHUNK, partial=True)
 
+    async def readlines(self) -> list[bytes]:
+        """Every complete line in the buffer (at least one, reading if need be): a peer that
+        sent many lines at once has them all handled in one go."""
+        lines = [await self.readline()]
+        buffer = self._buffer
+        start = 0
+        while True:
+            pos = buffer.find(b"\n", start)
+            if pos < 0 or pos - start > self.max_line:
+                break  # no more whole lines (an over-long one is refused by the next readline)
+            lines.append(bytes(buffer[start:pos]).rstrip(b"\r"))
+            start = pos + 1
+        del buffer[:start]
+        return lines
+
     def buffered(self) -> bool:
         return bool(self._buffer)

@@ -10,13 +10,14 @@ import sys
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from brender.server import actions  # noqa: F401  (registers the API's handlers)
+from brender.server import actions, api
 from brender.server.config import ConfigError, ServerConfig, load
 from brender.server.db import open_database
 from brender.server.errors import FarmError
 from brender.server.farm import Farm, FarmSettings
 from brender.server.http import MAX_BODY, make_app
 from brender.server.local_node import LocalNode
+from brender.server.store import Store
 from brender.server.tcp import FarmTCPServer
 
 log = logging.getLogger("brender.server")
@@ -36,11 +37,15 @@ def _addr(host: str, port: int) -> str:
 
 
 async def serve(config: ServerConfig) -> int:
+    api.install(actions.routes())
     db = open_database(config.db_url)
+    store = Store(db)
+    store.start()
     farm = Farm(
         FarmSettings(
             output_root=config.output_root, token=config.token, node_timeout=config.node_timeout
-        )
+        ),
+        store,
     )
     farm.start()
 
@@ -77,7 +82,9 @@ async def serve(config: ServerConfig) -> int:
     if node is not None:
         await node.stop()
     farm.stop()
-    db.close()  # write-through: nothing is left to save
+    await store.drain()  # the last tick's rows (a few milliseconds of work at most)
+    store.close()
+    db.close()
     return 0
 
 

@@ -1,26 +1,42 @@
-"""One connected render node: reads its responses, writes its orders (docs/protocol.md)."""
+"""One connected render node: decodes its messages and hands them to the farm (docs/protocol.md).
+
+Every line the node sent that is in the read buffer is handled in one go. What answers the
+node's reports (the `ack` of its reports, a `pong`) is posted, and goes out once the tick's
+changes are committed, in one write: anything the node is told is durable. An order goes out at
+once (its claim is committed in the same tick; if the master dies first, the node's `hello`
+names the chunk and the returning master gives it back to it), carrying the last `ack`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from tornado.iostream import IOStream, StreamClosedError
 
-from brender import __version__, wire
+from brender import __version__, messages, wire
 from brender.server.api import token_ok
 from brender.server.errors import FarmError
 from brender.server.farm import Farm
 from brender.server.lines import LineReader, LineTooLong
-from brender.server.services import work
 
 log = logging.getLogger(__name__)
 
 _requests = itertools.count(1)
+
+
+@dataclass
+class _Outgoing:
+    """What goes to the node once one batch is committed."""
+
+    messages: list[messages.Message] = field(default_factory=list)
+    ack: int | None = None
 
 
 class NodeSession:
@@ -31,30 +47,71 @@ class NodeSession:
         self.address = address
         self.client_id: int | None = None
         self.name = ""
-        self.enabled = True
-        self.chunk_id: int | None = None
-        self.job_id: int | None = None
         self.replaced = False
         self.last_heard = time.monotonic()
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[messages.SystemReply]] = {}
+        self._out: _Outgoing | None = None
+        self._out_batch = -1
+        self._durable = 0  # the highest report seq the node has been told is durable
 
     # -- writing -------------------------------------------------------------------------------
 
-    def send(self, message: dict[str, Any]) -> None:
-        if self.stream.closed():
+    def send(self, message: messages.Message) -> None:
+        """Write now (pings, system questions: nothing that claims durability)."""
+        self._write(wire.encode(message.to_wire()))
+
+    def order(self, render: messages.Render) -> None:
+        """Send an order now, with the acknowledgement of what is durable so far."""
+        if self._durable:
+            render = dataclasses.replace(render, ack=self._durable)
+        self.send(render)
+
+    def post(self, message: messages.Message) -> None:
+        """Write once everything changed so far is committed."""
+        self._outgoing().messages.append(message)
+
+    def _acked(self, seq: int | None) -> None:
+        if seq is not None:
+            out = self._outgoing()
+            out.ack = seq if out.ack is None else max(out.ack, seq)
+
+    def _outgoing(self) -> _Outgoing:
+        store = self.farm.store
+        if self._out is None or self._out_batch != store.batch_no:
+            out = self._out = _Outgoing()
+            self._out_batch = store.batch_no
+            store.after_commit(lambda: self._deliver(out))
+        return self._out
+
+    def _deliver(self, out: _Outgoing) -> None:
+        lines = []
+        ack = out.ack
+        if ack is not None:
+            self._durable = max(self._durable, ack)
+        for message in out.messages:
+            if ack is not None and isinstance(message, messages.Render):
+                message = dataclasses.replace(message, ack=ack)  # the order carries the ack
+                ack = None
+            lines.append(wire.encode(message.to_wire()))
+        if ack is not None:
+            lines.insert(0, wire.encode(messages.Ack(ack).to_wire()))
+        self._write(b"".join(lines))
+
+    def _write(self, data: bytes) -> None:
+        if not data or self.stream.closed():
             return
-        future = self.stream.write(wire.encode(message))
+        future = self.stream.write(data)
         future.add_done_callback(lambda f: f.exception())  # a closed stream is handled by run()
 
     def close(self) -> None:
         self.stream.close()
 
-    async def system(self, command: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def system(self, command: str, timeout: float = 5.0) -> messages.SystemReply:
         """Ask the node a `system` question and wait for its answer."""
         request = next(_requests)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[messages.SystemReply] = asyncio.get_running_loop().create_future()
         self._pending[request] = future
-        self.send({"type": "system", "command": command, "request": request})
+        self.send(messages.SystemRequest(command, request))
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
@@ -66,42 +123,33 @@ class NodeSession:
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def run(self, hello: dict[str, Any]) -> None:
+    async def run(self, first: dict[str, Any]) -> None:
         """Serve the node from its `hello` until the connection ends."""
-        token = self.farm.settings.token
-        offered = hello.get("token")
-        if not token_ok(token, offered):
-            self.send(
-                {
-                    "type": "error",
-                    "code": "unauthorized",
-                    "message": "this farm needs a valid token (--token / BRENDER_TOKEN)",
-                }
-            )
+        try:
+            hello = messages.Hello.parse(first)
+        except messages.MessageError as exc:
+            await self._refuse("bad_request", f"invalid hello: {exc}")
+            return
+        if not token_ok(self.farm.settings.token, hello.token):
             log.warning("node from %s refused: missing or wrong token", self.address)
-            await self._flush_and_close()
+            await self._refuse(
+                "unauthorized", "this farm needs a valid token (--token / BRENDER_TOKEN)"
+            )
             return
         try:
-            client_id = self.farm.node_joined(self, hello)
+            client_id = await self.farm.node_joined(self, hello)
         except FarmError as exc:
-            self.send({"type": "error", "code": exc.code, "message": exc.message})
-            await self._flush_and_close()
+            await self._refuse(exc.code, exc.message)
             return
-        self.send(
-            {
-                "type": "welcome",
-                "client_id": client_id,
-                "heartbeat": self.farm.settings.heartbeat,
-                "server_version": __version__,
-            }
-        )
+        self.send(messages.Welcome(client_id, self.farm.settings.heartbeat, __version__))
         reason = "connection closed"
         try:
             while True:
-                line = await self.reader.readline()
+                lines = await self.reader.readlines()
                 self.last_heard = time.monotonic()
-                if line.strip():
-                    self._handle(line)
+                for line in lines:
+                    if line.strip():
+                        self._handle(line)
         except StreamClosedError:
             pass
         except LineTooLong:
@@ -112,103 +160,58 @@ class NodeSession:
                 future.cancel()
             self.farm.node_left(self, reason)
 
-    async def _flush_and_close(self) -> None:
+    async def _refuse(self, code: str, text: str) -> None:
+        self.send(messages.Error(code, text))
         with contextlib.suppress(StreamClosedError):
             await self.stream.write(b"")
         self.stream.close()
 
     def _handle(self, line: bytes) -> None:
         try:
-            message = wire.decode(line)
-            kind = message.get("type")
-            handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+            message = messages.from_node(wire.decode(line))
+            handler = _HANDLERS.get(type(message))
             if handler is None:
-                raise FarmError(f"unknown message type {kind!r}")
+                raise FarmError(f"a {message.TYPE!r} message is not expected from a node")
             handler(self, message)
-        except (wire.WireError, FarmError, KeyError, TypeError, ValueError) as exc:
+        except (wire.WireError, messages.MessageError, FarmError) as exc:
             log.warning("client %s (%s) sent a bad message: %s", self.client_id, self.name, exc)
         except Exception:
             log.exception(
                 "client %s (%s): handling %r failed", self.client_id, self.name, line[:200]
             )
 
-    # -- responses -----------------------------------------------------------------------------
-
-    def _on_frame(self, m: dict[str, Any]) -> None:
+    def _on_frame(self, m: messages.FrameDone) -> None:
         assert self.client_id is not None
-        render_time = m.get("render_time")
-        seconds = float(render_time) if isinstance(render_time, int | float) else None
-        if self.job_id is not None and m.get("chunk_id") == self.chunk_id:
-            self.farm.speeds.record(self.job_id, self.client_id, seconds)
-        if work.frame_done(
-            self.client_id,
-            _int(m, "chunk_id"),
-            _int(m, "frame"),
-            str(m.get("output_file", "")),
-            seconds,
-        ):
-            self.farm.emit("frame", {"chunk_id": m["chunk_id"], "number": m["frame"]})
+        self.farm.frame_saved(self.client_id, m)
+        self._acked(m.seq)
 
-    def _on_chunk_done(self, m: dict[str, Any]) -> None:
+    def _on_chunk_done(self, m: messages.ChunkDone) -> None:
         assert self.client_id is not None
-        chunk_id = _int(m, "chunk_id")
-        tail = m.get("log_tail") or []
-        job_id = work.chunk_finished(
-            self.client_id,
-            chunk_id,
-            bool(m.get("ok")),
-            _opt_int(m.get("exit_code")),
-            str(m.get("error") or ""),
-            [str(x) for x in tail] if isinstance(tail, list) else [],
-        )
-        if job_id is not None:
-            self.farm.emit("job", {"id": job_id})
-        if self.chunk_id in (chunk_id, None):
-            self.farm.node_idle(self.client_id)
+        self.farm.chunk_ended(self.client_id, m)
+        self._acked(m.seq)
 
-    def _on_rejected(self, m: dict[str, Any]) -> None:
+    def _on_rejected(self, m: messages.Rejected) -> None:
         assert self.client_id is not None
-        log.warning(
-            "client %d (%s) rejected chunk %s: %s",
-            self.client_id,
-            self.name,
-            m.get("chunk_id"),
-            m.get("reason"),
-        )
-        work.requeue_client(
-            self.client_id, f"node rejected it: {m.get('reason')}", chunk_id=_int(m, "chunk_id")
-        )
-        self.farm.kick()
+        self.farm.rejected(self.client_id, m)
 
-    def _on_system(self, m: dict[str, Any]) -> None:
-        future = self._pending.get(_int(m, "request"))
+    def _on_system(self, m: messages.SystemReply) -> None:
+        future = self._pending.get(m.request)
         if future is not None and not future.done():
             future.set_result(m)
 
-    def _on_ping(self, m: dict[str, Any]) -> None:
-        self.send({"type": "pong", "t": m.get("t")})
+    def _on_ping(self, m: messages.Ping) -> None:
+        self.post(messages.Pong(m.t))  # after the commit: it confirms what came before it
 
-    def _on_ignored(self, m: dict[str, Any]) -> None:
+    def _on_ignored(self, m: messages.Message) -> None:
         pass
 
 
-def _int(m: dict[str, Any], key: str) -> int:
-    value = m.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FarmError(f"'{key}' must be an integer")
-    return value
-
-
-def _opt_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-_HANDLERS = {
-    "frame": NodeSession._on_frame,
-    "chunk_done": NodeSession._on_chunk_done,
-    "rejected": NodeSession._on_rejected,
-    "system": NodeSession._on_system,
-    "ping": NodeSession._on_ping,
-    "pong": NodeSession._on_ignored,
-    "progress": NodeSession._on_ignored,
+_HANDLERS: dict[type, Any] = {
+    messages.FrameDone: NodeSession._on_frame,
+    messages.ChunkDone: NodeSession._on_chunk_done,
+    messages.Rejected: NodeSession._on_rejected,
+    messages.SystemReply: NodeSession._on_system,
+    messages.Ping: NodeSession._on_ping,
+    messages.Pong: NodeSession._on_ignored,
+    messages.Progress: NodeSession._on_ignored,
 }

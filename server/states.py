@@ -1,12 +1,16 @@
 """Every state of every item, and the one place that says which moves are legal.
 
-States are `str` enums stored as plain strings. Each `check_*` function raises `InvalidState`
-(an API `conflict`) for a move that is not allowed; services call it before they write.
+States are `str` enums stored as plain strings. Each item has one move table (`JOB_MOVES`,
+`CHUNK_MOVES`, `FRAME_MOVES`): `check` raises `InvalidState` (an API `conflict`) for a move it
+does not allow, and `sources(new)` lists the states a bulk UPDATE may move from, so SQL that
+changes many rows at once can only make the moves the table allows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from brender.server.errors import FarmError
 
@@ -75,22 +79,69 @@ _CHUNK_MOVES: dict[ChunkStatus, frozenset[ChunkStatus]] = {
 }
 
 
+_FRAME_MOVES: dict[FrameStatus, frozenset[FrameStatus]] = {
+    # Sent to a node; canceled with its job; failed when no node may ever render it.
+    FrameStatus.QUEUED: frozenset(
+        {FrameStatus.RENDERING, FrameStatus.CANCELED, FrameStatus.FAILED}
+    ),
+    # Saved; given back (node lost, chunk failed before it); out of attempts; canceled.
+    FrameStatus.RENDERING: frozenset(
+        {FrameStatus.DONE, FrameStatus.QUEUED, FrameStatus.FAILED, FrameStatus.CANCELED}
+    ),
+    # Only a person's requeue brings a final frame back.
+    FrameStatus.DONE: frozenset({FrameStatus.QUEUED}),
+    FrameStatus.FAILED: frozenset({FrameStatus.QUEUED}),
+    FrameStatus.CANCELED: frozenset({FrameStatus.QUEUED}),
+}
+
+
 class InvalidState(FarmError):
     code = "conflict"
 
 
+S = TypeVar("S", bound=StrEnum)
+
+
+class Moves(Generic[S]):
+    """One item's state machine: which state may follow which."""
+
+    def __init__(self, item: str, kind: type[S], table: Mapping[S, frozenset[S]]) -> None:
+        self.item = item
+        self.kind = kind
+        self.table = dict(table)
+        self._sources = {
+            new: tuple(old.value for old, nexts in table.items() if new in nexts) for new in kind
+        }
+
+    def allowed(self, current: str, new: S | str) -> bool:
+        old, wanted = self.kind(current), self.kind(new)
+        return old == wanted or wanted in self.table[old]
+
+    def check(self, current: str, new: S | str) -> None:
+        """Refuse a move the table does not allow (staying in a state is always allowed)."""
+        if not self.allowed(current, new):
+            raise InvalidState(f"a {current} {self.item} cannot become {self.kind(new).value}")
+
+    def sources(self, new: S) -> tuple[str, ...]:
+        """The states a row may move to `new` from: the `status IN (…)` of a bulk UPDATE."""
+        return self._sources[new]
+
+
+JOB_MOVES = Moves("job", JobStatus, _JOB_MOVES)
+CHUNK_MOVES = Moves("chunk", ChunkStatus, _CHUNK_MOVES)
+FRAME_MOVES = Moves("frame", FrameStatus, _FRAME_MOVES)
+
+
 def check_job_move(current: str, new: JobStatus) -> None:
-    """Refuse a job move that the state machine does not allow."""
-    old = JobStatus(current)
-    if old != new and new not in _JOB_MOVES[old]:
-        raise InvalidState(f"a {old.value} job cannot become {new.value}")
+    JOB_MOVES.check(current, new)
 
 
 def check_chunk_move(current: str, new: ChunkStatus) -> None:
-    """Refuse a chunk move that the state machine does not allow."""
-    old = ChunkStatus(current)
-    if old != new and new not in _CHUNK_MOVES[old]:
-        raise InvalidState(f"a {old.value} chunk cannot become {new.value}")
+    CHUNK_MOVES.check(current, new)
+
+
+def check_frame_move(current: str, new: FrameStatus) -> None:
+    FRAME_MOVES.check(current, new)
 
 
 def job_outcome(done: int, failed: int, canceled: int, total: int) -> JobStatus | None:

@@ -1,125 +1,174 @@
-"""job, chunk and frame: submit, create, read and the job verbs."""
+"""job, chunk and frame: submit, create, read and the job verbs.
+
+Verbs change the live jobs in memory (server/verbs.py) and are answered once that change is
+committed; rows are written only by the store's writer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from brender.server.api import Request, action
+from brender.server import verbs
+from brender.server.api import Request, Routes
+from brender.server.errors import Conflict
 from brender.server.farm import Farm
 from brender.server.models import Chunk, Frame, Job
 from brender.server.services import changes, jobs, query
+from brender.server.states import FrameStatus
 
 
-def _job_dict(job: Job) -> dict[str, Any]:
-    page = jobs.with_progress(query.Page([job.to_dict()], 1, 1, 0))
-    return page.rows[0]
+def _job_dicts(farm: Farm, ids: list[int]) -> list[dict[str, Any]]:
+    rows = [job.to_dict() for job in Job.select().where(Job.id.in_(ids)).order_by(Job.id)]
+    page = jobs.with_progress(query.Page(rows, len(rows), len(rows), 0), farm.scheduler.jobs.get)
+    return page.rows
 
 
-@action("job", "submit")
-def submit(farm: Farm, req: Request) -> dict[str, Any]:
-    job = jobs.submit(req.values, farm.settings.output_root)
+async def submit(farm: Farm, req: Request) -> dict[str, Any]:
+    return await _new_job(farm, req, jobs.check_submit, jobs.submit_rows)
+
+
+async def create(farm: Farm, req: Request) -> dict[str, Any]:
+    return await _new_job(farm, req, jobs.check_create, jobs.create_rows_for)
+
+
+async def _new_job(farm: Farm, req: Request, check: Any, make: Any) -> dict[str, Any]:
+    check(req.values)  # a bad value is refused before anything is written
+    root, ids = farm.settings.output_root, farm.scheduler.new_chunk_ids
+    job, ranges = await farm.store.run(lambda: make(req.values, root, ids))
+    verbs.added(farm.scheduler, job, ranges)
     farm.kick()
     farm.emit("job", {"id": job.id})
-    return _job_dict(job)
+    return _job_dicts(farm, [job.id])[0]  # committed: `store.run` answers after its commit
 
 
-@action("job", "create")
-def create(farm: Farm, req: Request) -> dict[str, Any]:
-    job = jobs.create(req.values, farm.settings.output_root)
-    farm.kick()
-    farm.emit("job", {"id": job.id})
-    return _job_dict(job)
-
-
-@action("job", "read")
 def read(farm: Farm, req: Request) -> query.Page:
     page = query.read(Job, req.filters, req.limit, req.offset, req.order_by)
-    return jobs.with_progress(page)
+    return jobs.with_progress(page, farm.scheduler.jobs.get)
 
 
-def _targets(req: Request) -> list[Job]:
-    return changes.targets(Job, req.filters)
-
-
-def _verb(fn: Callable[[Farm, Job], None]) -> Callable[[Farm, Request], list[dict[str, Any]]]:
-    def run(farm: Farm, req: Request) -> list[dict[str, Any]]:
-        touched = []
-        for job in _targets(req):
+def _verb(
+    fn: Callable[[Farm, Job], None],
+) -> Callable[[Farm, Request], Awaitable[list[dict[str, Any]]]]:
+    async def run(farm: Farm, req: Request) -> list[dict[str, Any]]:
+        targets = changes.targets(Job, req.filters)
+        for job in targets:
             fn(farm, job)
             farm.emit("job", {"id": job.id})
-            touched.append(_job_dict(Job.get_by_id(job.id)))
         farm.kick()
-        return touched
+        await farm.store.committed()  # the answer shows the rows as they now are
+        return _job_dicts(farm, [job.id for job in targets])
 
     return run
 
 
 def _pause(farm: Farm, job: Job) -> None:
-    jobs.pause(job)
+    verbs.pause(farm.scheduler, job)
 
 
 def _resume(farm: Farm, job: Job) -> None:
-    jobs.resume(job)
+    verbs.resume(farm.scheduler, job)
 
 
 def _cancel(farm: Farm, job: Job) -> None:
-    _, running = jobs.cancel(job)
-    farm.cancel_chunks(running)
+    farm.cancel_chunks(verbs.cancel(farm.scheduler, job))
 
 
-action("job", "pause")(_verb(_pause))
-action("job", "resume")(_verb(_resume))
-action("job", "cancel")(_verb(_cancel))
-
-
-@action("job", "requeue")
-def requeue(farm: Farm, req: Request) -> list[dict[str, Any]]:
+async def requeue(farm: Farm, req: Request) -> list[dict[str, Any]]:
     """Failed and canceled frames (or `values.frames`) of the matching jobs, back to the queue."""
-    touched = []
-    for job in _targets(req):
-        changes.requeue_job(job, req.values)
+    targets = changes.targets(Job, req.filters)
+    for job in targets:
+        verbs.requeue(farm.scheduler, job, changes.requeue_targets(job, req.values))
         farm.emit("job", {"id": job.id})
-        touched.append(_job_dict(Job.get_by_id(job.id)))
     farm.kick()
-    return touched
+    await farm.store.committed()
+    return _job_dicts(farm, [job.id for job in targets])
 
 
-@action("job", "update")
-def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
-    """Priority, name and max_attempts any time; range, chunking, file and output before any
-    frame was sent out. A new priority reorders the queue at once."""
-    rows = changes.update(Job, req.filters, req.values)
+async def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    """Priority, name, max_attempts, timeout and the blocklist any time; range, chunking, file
+    and output before any frame was sent out. A new priority reorders the queue at once."""
+    targets = changes.targets(Job, req.filters)
+    rebuilt = set(req.values) - changes.JOB_LIVE_FIELDS
+    held = {}
+    if rebuilt:
+        for job in targets:
+            live = farm.scheduler.jobs.get(job.id)
+            if live is not None and live.running:
+                raise Conflict(
+                    f"job {job.id} is rendering: its {', '.join(sorted(rebuilt))} cannot change"
+                )
+        # Out of the queue while its rows are replaced; read back once they are.
+        held = {job.id: verbs.deleted(farm.scheduler, [job.id]) for job in targets}
+    ids = farm.scheduler.new_chunk_ids
+    try:
+        rows = await farm.store.run(lambda: changes.update(Job, req.filters, req.values, ids))
+    finally:
+        if held:
+            verbs.reloaded(farm.scheduler, list(held))
     for job in rows:
+        verbs.refreshed(farm.scheduler, job, "blocklist" in req.values)
         farm.emit("job", {"id": job.id})
     farm.kick()
-    return [_job_dict(job) for job in rows]
+    await farm.store.committed()
+    return _job_dicts(farm, [job.id for job in rows])
 
 
-@action("job", "delete")
-def delete(farm: Farm, req: Request) -> list[dict[str, Any]]:
-    rows, running = changes.delete(Job, req.filters, req.values)
-    farm.cancel_chunks(running)
-    for row in rows:
-        farm.emit("job", {"id": row["id"], "deleted": True})
-    return rows
+async def delete(farm: Farm, req: Request) -> list[dict[str, Any]]:
+    return await delete_under(farm, Job, req)
 
 
-@action("chunk", "read")
+async def delete_under(farm: Farm, model: Any, req: Request) -> list[dict[str, Any]]:
+    """Delete rows (and every job under them); jobs still rendering only with `force`."""
+    rows, job_ids = changes.to_delete(model, req.filters, req.values)
+    rendering = [i for i in job_ids if (live := farm.scheduler.jobs.get(i)) and live.running]
+    if rendering and not changes.check_values(req.values, {"force"}, "delete").get("force"):
+        raise Conflict(
+            f"job(s) {', '.join(map(str, rendering))} are rendering under this "
+            f'{model.__name__.lower()}; send values {{"force": true}} to cancel them and delete'
+        )
+    farm.cancel_chunks(verbs.deleted(farm.scheduler, job_ids))
+    answer = await farm.store.run(lambda: changes.delete_rows(model, rows))
+    for row in answer:
+        farm.emit(model.__name__.lower(), {"id": row["id"], "deleted": True})
+    return answer
+
+
 def read_chunks(farm: Farm, req: Request) -> query.Page:
     return query.read(Chunk, req.filters, req.limit, req.offset, req.order_by)
 
 
-@action("frame", "read")
 def read_frames(farm: Farm, req: Request) -> query.Page:
     return query.read(Frame, req.filters, req.limit, req.offset, req.order_by)
 
 
-@action("frame", "requeue")
-def requeue_frames(farm: Farm, req: Request) -> list[dict[str, Any]]:
+async def requeue_frames(farm: Farm, req: Request) -> list[dict[str, Any]]:
     """The frames a filter names (not those rendering right now) go back to the queue."""
-    rows = changes.requeue_frame_rows(req.filters)
-    for job_id in {r["job_id"] for r in rows}:
-        farm.emit("job", {"id": job_id})
+    frames = changes.targets(Frame, req.filters)
+    by_job: dict[int, list[tuple[int, int, str]]] = {}
+    for f in frames:
+        if f.status != FrameStatus.RENDERING.value:
+            by_job.setdefault(f.job_id, []).append((f.number, f.chunk_id, f.status))
+    for job in Job.select().where(Job.id.in_(list(by_job))):
+        verbs.requeue(farm.scheduler, job, by_job[job.id])
+        farm.emit("job", {"id": job.id})
     farm.kick()
-    return rows
+    await farm.store.committed()
+    ids = [f.id for f in frames]
+    return [f.to_dict() for f in Frame.select().where(Frame.id.in_(ids)).order_by(Frame.id)]
+
+
+ROUTES: Routes = {
+    ("job", "submit"): submit,
+    ("job", "create"): create,
+    ("job", "read"): read,
+    ("job", "update"): update,
+    ("job", "delete"): delete,
+    ("job", "pause"): _verb(_pause),
+    ("job", "resume"): _verb(_resume),
+    ("job", "cancel"): _verb(_cancel),
+    ("job", "requeue"): requeue,
+    ("chunk", "read"): read_chunks,
+    ("frame", "read"): read_frames,
+    ("frame", "requeue"): requeue_frames,
+}

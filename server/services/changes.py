@@ -8,6 +8,7 @@ nodes).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from brender.server.errors import Conflict, InvalidValue, NotFound
@@ -21,10 +22,15 @@ from brender.server.models import (
     Sequence,
     Shot,
     database,
+    tuples,
 )
-from brender.server.services import blocklist, jobs, query, work
+from brender.server.services import blocklist, jobs, query
 from brender.server.services import validate as v
-from brender.server.states import JOB_FINAL, ChunkStatus, FrameStatus, JobStatus
+from brender.server.states import (
+    FRAME_MOVES,
+    JOB_FINAL,
+    FrameStatus,
+)
 
 UPDATABLE: dict[type[BaseModel], dict[str, v.Field]] = {
     Project: {"name": v.name_field(), "root": v.Field(str)},
@@ -57,7 +63,12 @@ def targets(model: type[BaseModel], filters: dict[str, Any]) -> list[Any]:
     return list(model.select().where(model.id.in_(ids)).order_by(model.id))
 
 
-def update(model: type[BaseModel], filters: dict[str, Any], values: dict[str, Any]) -> list[Any]:
+def update(
+    model: type[BaseModel],
+    filters: dict[str, Any],
+    values: dict[str, Any],
+    chunk_ids: jobs.ChunkIds | None = None,
+) -> list[Any]:
     if not values:
         raise InvalidValue("update needs 'values'")
     if "status" in values and model is Job:
@@ -67,7 +78,7 @@ def update(model: type[BaseModel], filters: dict[str, Any], values: dict[str, An
     with database.atomic():
         for row in rows:
             if model is Job:
-                _update_job(row, data)
+                _update_job(row, dict(data), chunk_ids)
             else:
                 _check_names(model, row, data)
                 if "frame_start" in data or "frame_end" in data:
@@ -93,7 +104,7 @@ def _check_names(model: type[BaseModel], row: Any, data: dict[str, Any]) -> None
         raise Conflict(f"a {model.__name__.lower()} named '{name}' exists already there")
 
 
-def _update_job(job: Job, data: dict[str, Any]) -> None:
+def _update_job(job: Job, data: dict[str, Any], chunk_ids: jobs.ChunkIds | None) -> None:
     frozen = sorted(set(data) - JOB_LIVE_FIELDS)
     if frozen:
         started = Frame.select().where(Frame.job == job.id, Frame.attempts > 0).exists()
@@ -112,7 +123,7 @@ def _update_job(job: Job, data: dict[str, Any]) -> None:
         v.check_frame_range(job.frame_start, job.frame_end)
         Frame.delete().where(Frame.job == job.id).execute()
         Chunk.delete().where(Chunk.job == job.id).execute()
-        jobs.create_rows(job.id, job.frame_start, job.frame_end, job.chunk_size)
+        jobs.create_rows(job.id, job.frame_start, job.frame_end, job.chunk_size, chunk_ids)
     job.save()
 
 
@@ -128,35 +139,29 @@ JOBS_UNDER = {
 }
 
 
-def delete(
+def to_delete(
     model: type[BaseModel], filters: dict[str, Any], values: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[tuple[int, int | None]]]:
-    """Delete what `filters` names; answers the deleted rows and the chunks to kill on nodes."""
-    data = check_values(values, {"force"}, "delete")
+) -> tuple[list[Any], list[int]]:
+    """The rows a delete names, and the ids of every job under them (deleted with them)."""
+    check_values(values, {"force"}, "delete")
     rows = targets(model, filters)
     ids = [r.id for r in rows]
-    job_ids = [j.id for j in JOBS_UNDER[model](ids)]
-    running = list(
-        Chunk.select(Chunk.id, Chunk.client).where(
-            Chunk.job.in_(job_ids), Chunk.status == ChunkStatus.RUNNING.value
-        )
-    )
-    if running and not data.get("force"):
-        raise Conflict(
-            f"{len(running)} chunk(s) are rendering under this "
-            f'{model.__name__.lower()}; send values {{"force": true}} to cancel '
-            "them and delete"
-        )
+    return rows, [j.id for j in JOBS_UNDER[model](ids)]
+
+
+def delete_rows(model: type[BaseModel], rows: list[Any]) -> list[dict[str, Any]]:
+    """Delete them; the foreign keys cascade to what is under them."""
     answer = [r.to_dict() for r in rows]
     with database.atomic():
-        model.delete().where(model.id.in_(ids)).execute()
-    return answer, [(c.id, c.client_id) for c in running]
+        model.delete().where(model.id.in_([r.id for r in rows])).execute()
+    return answer
 
 
-def delete_clients(
-    filters: dict[str, Any], values: dict[str, Any], online: set[int]
-) -> list[dict[str, Any]]:
-    """Forget nodes. An online node is refused unless forced (its work goes back first)."""
+def clients_to_delete(
+    filters: dict[str, Any], values: dict[str, Any], online: Collection[int]
+) -> list[Client]:
+    """The nodes a delete names. An online one is refused unless forced (the caller gives its
+    work back before `delete_clients`)."""
     data = check_values(values, {"force"}, "delete")
     rows = targets(Client, filters)
     live = [r.name for r in rows if r.id in online]
@@ -165,9 +170,11 @@ def delete_clients(
             f"client(s) {', '.join(live)} are online; disconnect them first or "
             'send values {"force": true}'
         )
+    return rows
+
+
+def delete_clients(rows: list[Client]) -> list[dict[str, Any]]:
     with database.atomic():
-        for row in rows:
-            work.requeue_client(row.id, "client deleted")
         Client.delete().where(Client.id.in_([r.id for r in rows])).execute()
     return [r.to_dict() for r in rows]
 
@@ -177,9 +184,9 @@ def delete_clients(
 REQUEUE_FIELDS = {"frames": v.Field(list), "status": v.Field(list)}
 
 
-def requeue_job(job: Job, values: dict[str, Any]) -> int:
-    """Send a job's failed and canceled frames (or the `frames` numbers given) back to the
-    queue with a fresh attempt budget; answers how many frames went back."""
+def requeue_targets(job: Job, values: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """The frames (number, chunk id, status) a job requeue names: its failed and canceled
+    frames, those of `values.status`, or the `values.frames` numbers given."""
     data = v.check(values, REQUEUE_FIELDS, "job requeue")
     where = [Frame.job == job.id]
     if "frames" in data:
@@ -187,47 +194,13 @@ def requeue_job(job: Job, values: dict[str, Any]) -> int:
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
             raise InvalidValue("'frames' must be a list of frame numbers")
         where.append(Frame.number.in_(numbers))
-        where.append(Frame.status != FrameStatus.RENDERING.value)
     else:
         states = data.get("status", [FrameStatus.FAILED.value, FrameStatus.CANCELED.value])
         allowed = {FrameStatus.FAILED.value, FrameStatus.CANCELED.value, FrameStatus.DONE.value}
         if not set(states) <= allowed:
             raise InvalidValue(f"'status' may list only {', '.join(sorted(allowed))}")
         where.append(Frame.status.in_(states))
-    frame_ids = [f.id for f in Frame.select(Frame.id).where(*where)]
-    return requeue_frames(job, frame_ids)
-
-
-def requeue_frames(job: Job, frame_ids: list[int]) -> int:
-    if not frame_ids:
-        return 0
-    with database.atomic():
-        Frame.update(
-            status=FrameStatus.QUEUED.value,
-            attempts=0,
-            client=None,
-            error="",
-            output_file="",
-            render_time=None,
-            finished_at=None,
-        ).where(Frame.id.in_(frame_ids), Frame.status != FrameStatus.RENDERING.value).execute()
-        chunk_ids = {f.chunk_id for f in Frame.select(Frame.chunk).where(Frame.id.in_(frame_ids))}
-        for chunk in Chunk.select().where(Chunk.id.in_(list(chunk_ids))):
-            work.requeue_if_pending(chunk)
-        blocklist.clear(job.id)  # a person asked for another try: every node may take it again
-        job = Job.get_by_id(job.id)
-        if job.status in {s.value for s in JOB_FINAL}:
-            jobs.set_status(job, JobStatus.QUEUED, error="", finished_at=None)
-    return len(frame_ids)
-
-
-def requeue_frame_rows(filters: dict[str, Any]) -> list[dict[str, Any]]:
-    """`frame requeue`: the frames a filter names, grouped by job."""
-    frames = targets(Frame, filters)
-    by_job: dict[int, list[int]] = {}
-    for frame in frames:
-        if frame.status != FrameStatus.RENDERING.value:
-            by_job.setdefault(frame.job_id, []).append(frame.id)
-    for job_id, ids in by_job.items():
-        requeue_frames(Job.get_by_id(job_id), ids)
-    return [f.to_dict() for f in Frame.select().where(Frame.id.in_([f.id for f in frames]))]
+    where.append(Frame.status.in_(FRAME_MOVES.sources(FrameStatus.QUEUED)))
+    where.append(Frame.status != FrameStatus.RENDERING.value)  # a node has it
+    query = Frame.select(Frame.number, Frame.chunk, Frame.status).where(*where)
+    return [(n, c, s) for n, c, s in tuples(query.order_by(Frame.number))]

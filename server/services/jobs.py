@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
-from brender.server.errors import InvalidValue
 from brender.server.models import (
     Blocklist,
     Chunk,
@@ -53,10 +52,29 @@ def default_output(output_root: Path, job: Job) -> str:
     return str(folder / "####")
 
 
-def submit(values: dict[str, Any], output_root: Path) -> Job:
-    """Create the project/sequence/shot as needed and the job, in one transaction."""
+ChunkIds = Callable[[int], list[int]]
+"""Gives ids for that many new chunks (the scheduler allocates them)."""
+Ranges = list[tuple[int, int, int]]
+"""A new job's chunks: (chunk id, first frame, last frame)."""
+
+
+def check_submit(values: dict[str, Any]) -> dict[str, Any]:
+    """A submit's values, checked (no database needed): raise before anything is written."""
     data = v.check(values, SUBMIT_FIELDS, "job submit")
     v.require(data, ("project", "sequence", "shot", "blend_file"), "job submit")
+    return data
+
+
+def submit(values: dict[str, Any], output_root: Path) -> Job:
+    return submit_rows(values, output_root)[0]
+
+
+def submit_rows(
+    values: dict[str, Any], output_root: Path, chunk_ids: ChunkIds | None = None
+) -> tuple[Job, Ranges]:
+    """Create the project/sequence/shot as needed and the job, in one transaction; answers
+    the job and its chunks."""
+    data = check_submit(values)
     with database.atomic():
         shot = ensure_shot(
             data.pop("project"),
@@ -64,20 +82,33 @@ def submit(values: dict[str, Any], output_root: Path) -> Job:
             data.pop("shot"),
             {k: data[k] for k in ("blend_file", "frame_start", "frame_end") if k in data},
         )
-        return _create(shot, data, output_root)
+        return _create(shot, data, output_root, chunk_ids)
+
+
+def check_create(values: dict[str, Any]) -> dict[str, Any]:
+    data = v.check(values, CREATE_FIELDS, "job")
+    v.require(data, ("shot_id",), "a job")
+    return data
 
 
 def create(values: dict[str, Any], output_root: Path) -> Job:
-    data = v.check(values, CREATE_FIELDS, "job")
-    v.require(data, ("shot_id",), "a job")
+    return create_rows_for(values, output_root)[0]
+
+
+def create_rows_for(
+    values: dict[str, Any], output_root: Path, chunk_ids: ChunkIds | None = None
+) -> tuple[Job, Ranges]:
+    data = check_create(values)
     with database.atomic():
         shot = get(Shot, data.pop("shot_id"))
         data.setdefault("blend_file", shot.blend_file)
         v.require(data, ("blend_file",), "a job (or its shot)")
-        return _create(shot, data, output_root)
+        return _create(shot, data, output_root, chunk_ids)
 
 
-def _create(shot: Shot, data: dict[str, Any], output_root: Path) -> Job:
+def _create(
+    shot: Shot, data: dict[str, Any], output_root: Path, chunk_ids: ChunkIds | None
+) -> tuple[Job, Ranges]:
     start = data.setdefault("frame_start", shot.frame_start)
     end = data.setdefault("frame_end", shot.frame_end)
     v.check_frame_range(start, end)
@@ -93,36 +124,47 @@ def _create(shot: Shot, data: dict[str, Any], output_root: Path) -> Job:
     if not job.output:
         job.output = default_output(output_root, job)
         job.save(only=[Job.output])
-    create_rows(job.id, start, end, size)
-    return job
+    return job, create_rows(job.id, start, end, size, chunk_ids)
 
 
-def create_rows(job_id: int, start: int, end: int, size: int) -> None:
+def create_rows(
+    job_id: int, start: int, end: int, size: int, chunk_ids: ChunkIds | None = None
+) -> Ranges:
     """Chunk and frame rows in bulk, a few thousand rows per INSERT. With automatic chunking
     (`size` 0) there is one chunk for the whole range, carved up as nodes claim it."""
     size = size or end - start + 1
     ranges = [(s, min(s + size - 1, end)) for s in range(start, end + 1, size)]
     queued = ChunkStatus.QUEUED.value
-    _insert(
-        "chunk",
-        ("job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
-        ((job_id, s, e, queued, 0, "", "") for s, e in ranges),
-    )
-    chunk_ids = [
-        r[0]
-        for r in tuples(
-            Chunk.select(Chunk.id).where(Chunk.job == job_id).order_by(Chunk.frame_start)
+    if chunk_ids is not None:
+        ids = chunk_ids(len(ranges))
+        _insert(
+            "chunk",
+            ("id", "job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
+            ((i, job_id, s, e, queued, 0, "", "") for i, (s, e) in zip(ids, ranges, strict=True)),
         )
-    ]
+    else:
+        _insert(
+            "chunk",
+            ("job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
+            ((job_id, s, e, queued, 0, "", "") for s, e in ranges),
+        )
+        ids = [
+            r[0]
+            for r in tuples(
+                Chunk.select(Chunk.id).where(Chunk.job == job_id).order_by(Chunk.frame_start)
+            )
+        ]
+    chunk_ids_ = ids
     _insert(
         "frame",
         ("job_id", "chunk_id", "number", "status", "output_file", "attempts", "error", "log_tail"),
         (
             (job_id, chunk_id, n, FrameStatus.QUEUED.value, "", 0, "", "")
-            for chunk_id, (s, e) in zip(chunk_ids, ranges, strict=True)
+            for chunk_id, (s, e) in zip(chunk_ids_, ranges, strict=True)
             for n in range(s, e + 1)
         ),
     )
+    return [(i, s, e) for i, (s, e) in zip(ids, ranges, strict=True)]
 
 
 def _insert(table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> None:
@@ -150,11 +192,15 @@ def frame_counts(job_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def with_progress(page: Page) -> Page:
+def with_progress(page: Page, live: Callable[[int], Any] | None = None) -> Page:
     """Adds each job's frame counts, progress, blocklisted nodes and the names of its shot,
-    sequence and project."""
+    sequence and project. `live` gives the scheduler's view of an unfinished job: its counts
+    and state are those of memory, a tick ahead of the database, and cost no query."""
     ids = [row["id"] for row in page.rows]
-    counts = frame_counts(ids)
+    held = {i: job for i in ids if live is not None and (job := live(i)) is not None}
+    counts = frame_counts([i for i in ids if i not in held])
+    for i, job in held.items():
+        counts[i] = {str(status): n for status, n in job.counts.items() if n}
     blocked: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     for entry in Blocklist.select().where(Blocklist.job.in_(ids)).order_by(Blocklist.id):
         blocked[entry.job_id].append(
@@ -180,6 +226,10 @@ def with_progress(page: Page) -> Page:
         else {}
     )
     for row in page.rows:
+        job = held.get(row["id"])
+        if job is not None:
+            for key in ("status", "started_at", "finished_at", "error"):
+                row[key] = getattr(job, key)
         c = counts[row["id"]]
         total = sum(c.values())
         row["frames"] = {"total": total, **{s.value: c.get(s.value, 0) for s in FrameStatus}}
@@ -201,34 +251,3 @@ def set_status(job: Job, new: JobStatus, **extra: Any) -> Job:
         setattr(job, key, value)
     job.save()
     return job
-
-
-def pause(job: Job) -> Job:
-    return set_status(job, JobStatus.PAUSED)
-
-
-def resume(job: Job) -> Job:
-    if job.status != JobStatus.PAUSED.value:
-        raise InvalidValue(f"job {job.id} is {job.status}, not paused")
-    return set_status(job, JobStatus.ACTIVE if job.started_at else JobStatus.QUEUED)
-
-
-def cancel(job: Job) -> tuple[Job, list[tuple[int, int | None]]]:
-    """Cancel the job's unfinished work; answers the (chunk id, client id) pairs to kill."""
-    with database.atomic():
-        set_status(job, JobStatus.CANCELED)
-        running = [
-            (c.id, c.client_id)
-            for c in Chunk.select(Chunk.id, Chunk.client).where(
-                Chunk.job == job.id, Chunk.status == ChunkStatus.RUNNING.value
-            )
-        ]
-        Chunk.update(status=ChunkStatus.CANCELED.value, finished_at=now()).where(
-            Chunk.job == job.id,
-            Chunk.status.in_([ChunkStatus.QUEUED.value, ChunkStatus.RUNNING.value]),
-        ).execute()
-        Frame.update(status=FrameStatus.CANCELED.value).where(
-            Frame.job == job.id,
-            Frame.status.in_([FrameStatus.QUEUED.value, FrameStatus.RENDERING.value]),
-        ).execute()
-    return job, running

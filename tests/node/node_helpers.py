@@ -60,6 +60,8 @@ class MasterConnection:
         self.hello: Message = {}
         self.received: list[Message] = []
         self.inbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self.acked = 0
+        """The highest report `seq` this master has acknowledged."""
 
     def send(self, message: Message) -> None:
         self.writer.write(wire.encode(message))
@@ -90,7 +92,9 @@ class MasterConnection:
 
 class FakeMaster:
     """Accepts node connections on 127.0.0.1: checks `hello`, answers `welcome` (or `error`),
-    answers pings, and queues everything else for the test to read."""
+    answers pings and acknowledges reports (`ack` of their `seq`) as the real master does once
+    they are durable, and queues everything for the test to read. With `answer_pings` False it
+    confirms nothing, so the node must keep its reports."""
 
     def __init__(self, *, heartbeat: float = 0.5, refuse: Message | None = None) -> None:
         self.heartbeat = heartbeat
@@ -155,6 +159,9 @@ class FakeMaster:
                 connection.received.append(message)
                 if message.get("type") == "ping" and self.answer_pings:
                     connection.send({"type": "pong", "t": message["t"]})
+                if isinstance(message.get("seq"), int) and self.answer_pings:
+                    connection.send({"type": "ack", "seq": message["seq"]})
+                    connection.acked = message["seq"]
                 await connection.inbox.put(message)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from brender.node import messages, sysinfo
+from brender.node import sysinfo
 from brender.node.config import default_work_dir, parse_master, resolve
 from brender.node.errors import NodeError
+from brender.node.orders import parse_render
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ def test_bad_numbers() -> None:
 
 
 def test_parse_render() -> None:
-    order = messages.parse_render(
+    order = parse_render(
         {
             "type": "render",
             "chunk_id": 7,
@@ -117,13 +118,13 @@ def test_parse_render() -> None:
         ({"timeout": "600"}, "'timeout' must be a positive number"),
     ]:
         with pytest.raises(NodeError, match=re.escape(words)):
-            messages.parse_render({**base, **bad})
+            parse_render({**base, **bad})
 
 
 def test_parse_render_hang_timeout() -> None:
     base = {"type": "render", "chunk_id": 1, "blend_file": "/a.blend", "frames": [1]}
-    assert messages.parse_render({**base, "timeout": 600}).timeout == 600.0
-    assert messages.parse_render({**base, "timeout": None}).timeout is None
+    assert parse_render({**base, "timeout": 600}).timeout == 600.0
+    assert parse_render({**base, "timeout": None}).timeout is None
 
 
 def test_node_id_is_created_once(tmp_path: Path) -> None:

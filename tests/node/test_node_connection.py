@@ -97,10 +97,13 @@ def test_hello_render_and_reports(blender: str, scene: Path, tmp_path: Path) -> 
                 assert await conn.expect("pong") == {"type": "pong", "t": 1764316800.25}
 
                 done = await collect_until_done(conn)
-                assert done == {
+                assert {k: v for k, v in done.items() if k != "seq"} == {
                     "type": "chunk_done", "chunk_id": 7, "ok": True, "exit_code": 0,
                     "canceled": False, "frames_done": [1, 2, 3], "error": None, "log_tail": [],
                 }  # fmt: skip
+                # Reports are numbered, in order: the master acknowledges them by number.
+                seqs = [m["seq"] for m in conn.received if m["type"] in ("frame", "chunk_done")]
+                assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 4
                 progress = [m["frame"] for m in conn.of_type("progress")]
                 assert progress == [1, 2, 3]
                 frames = conn.of_type("frame")
@@ -269,10 +272,10 @@ def test_reports_the_master_did_not_confirm_are_resent(
                 done = await second.expect("chunk_done")
                 assert done["ok"] is True
                 assert [m["frame"] for m in second.of_type("frame")] == [1, 2]
-                # Once a pong confirmed them, a new connection starts clean. The node handles
-                # lines in order: its answer to this `system` shows it has read the pong.
+                # Once acknowledged, they are gone: a new connection starts clean. The node
+                # handles lines in order: its answer to this `system` shows it has read the ack.
                 await wait_for_condition(
-                    lambda: not _pending_resend(second), 5, "a ping after the reports"
+                    lambda: not _pending_resend(second), 5, "the reports acknowledged"
                 )
                 second.send({"type": "system", "command": "memory", "request": 2})
                 await second.expect("system")
@@ -287,14 +290,9 @@ def test_reports_the_master_did_not_confirm_are_resent(
 
 
 def _pending_resend(connection: MasterConnection) -> bool:
-    """True until the master has answered a ping sent after the last report."""
-    seen_report = False
-    for message in connection.received:
-        if message.get("type") in ("frame", "chunk_done"):
-            seen_report = True
-        elif message.get("type") == "ping":
-            seen_report = False
-    return seen_report
+    """True until the master has acknowledged the last report it read."""
+    reports = [m for m in connection.received if m.get("type") in ("frame", "chunk_done")]
+    return not reports or connection.acked < reports[-1]["seq"]
 
 
 def test_orders_before_the_welcome_are_served_after_it(blender: str, tmp_path: Path) -> None:

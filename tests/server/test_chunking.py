@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import peewee as pw
-from farmdb import make_job, make_node
 from hypothesis import given
 from hypothesis import strategies as st
 
 from brender.server import chunking
-from brender.server.models import Chunk, Frame
-from brender.server.services import work
 
 
 def test_a_lone_node_gets_everything_in_one_chunk() -> None:
@@ -99,19 +93,3 @@ def test_end_game_never_holds_back_the_node_that_would_end_first(
     # Asked when it comes free (or now, if it is idle already).
     at = max(nodes[first][0], now)
     assert chunking.should_take_frame(left, nodes[first][1], others, now=at)
-
-
-def test_auto_job_is_carved_as_nodes_claim_it(db: pw.Database, tmp_path: Path) -> None:
-    job = make_job(tmp_path, frame_start=1, frame_end=100, chunk_size=0)
-    assert Chunk.select().where(Chunk.job == job.id).count() == 1
-    n1, n2 = make_node("n1"), make_node("n2")
-    first = work.claim_next(n1, lambda job, left: 10)
-    second = work.claim_next(n2, lambda job, left: left // 2)
-    assert first is not None and first["frames"] == list(range(1, 11))
-    assert second is not None and second["frames"] == list(range(11, 56))
-    rest = Chunk.get(Chunk.job == job.id, Chunk.status == "queued")
-    assert (rest.frame_start, rest.frame_end) == (56, 100)
-    assert Frame.select().where(Frame.chunk == rest.id).count() == 45
-    # Without a sizer (or for a single frame) the whole chunk goes.
-    whole = work.claim_next(n1)
-    assert whole is not None and whole["frames"] == list(range(56, 101))

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 import pytest
 from farmctl import ServerProcess, async_wait_for
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -19,6 +20,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from brender.server import ws
 from brender.server.farm import Farm, FarmSettings
 from brender.server.http import make_app
+from brender.server.store import Store
 
 TOKEN = "ws-token"
 
@@ -38,7 +40,11 @@ class InProcess:
     """A farm (no database: the socket never needs one) behind the real app on a free port."""
 
     def __init__(self, token: str | None = TOKEN) -> None:
-        self.farm = Farm(FarmSettings(output_root=Path("/nonexistent"), token=token))
+        # No table is ever written; the store's writer runs for its commits, which is when
+        # the farm's events reach their listeners.
+        self.store = Store(pw.SqliteDatabase(":memory:"))
+        self.store.start()
+        self.farm = Farm(FarmSettings(output_root=Path("/nonexistent"), token=token), self.store)
         sock, port = bind_unused_port()
         self.server = HTTPServer(make_app(self.farm))
         self.server.add_sockets([sock])
@@ -46,6 +52,7 @@ class InProcess:
 
     def stop(self) -> None:
         self.server.stop()
+        self.store.close()
 
 
 @asynccontextmanager

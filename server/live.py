@@ -1,0 +1,196 @@
+"""What the scheduler holds in memory for each unfinished job, and how it is journaled.
+
+A `LiveJob` is a job that may still need a node: its queued chunks (by first frame), its running
+chunks, its frame counts by status, the attempts its frames have used and its per-node failures.
+Every change to one of these is also `put` to the `Store` as a row of one of the statements
+below, so the database follows memory a tick later, in one transaction.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from brender.server.states import FrameStatus, JobStatus
+from brender.server.store import Params, Statement
+
+AUTO = 0
+"""`chunk_size` 0: the farm sizes each chunk as nodes claim it (server/chunking.py)."""
+
+
+def now() -> float:
+    return time.time()
+
+
+def _frame_merge(old: Params, new: Params) -> Params:
+    # (status, client_id, attempts) always take the later value; the others are "unchanged"
+    # when None (COALESCE in the SQL), so an earlier move's error text or chunk survives.
+    head = new[:3]
+    rest = tuple(n if n is not None else o for o, n in zip(old[3:], new[3:], strict=True))
+    return head + rest
+
+
+FRAME_ROW = Statement(
+    "frame",
+    "UPDATE frame SET status = {p}, client_id = {p}, attempts = {p},"
+    " chunk_id = COALESCE({p}, chunk_id), started_at = COALESCE({p}, started_at),"
+    " finished_at = COALESCE({p}, finished_at), output_file = COALESCE({p}, output_file),"
+    " render_time = COALESCE({p}, render_time), error = COALESCE({p}, error),"
+    " log_tail = COALESCE({p}, log_tail)"
+    " WHERE job_id = {p} AND number = {p}",
+    _frame_merge,
+    order=1,
+)
+CHUNK_ROW = Statement(
+    "chunk",
+    "INSERT INTO chunk (id, job_id, frame_start, frame_end, status, client_id, failed_client,"
+    " attempts, exit_code, error, log_tail, started_at, finished_at)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    " ON CONFLICT (id) DO UPDATE SET frame_start = excluded.frame_start,"
+    " frame_end = excluded.frame_end, status = excluded.status, client_id = excluded.client_id,"
+    " failed_client = excluded.failed_client, attempts = excluded.attempts,"
+    " exit_code = excluded.exit_code, error = excluded.error, log_tail = excluded.log_tail,"
+    " started_at = excluded.started_at, finished_at = excluded.finished_at",
+    order=0,
+)
+JOB_ROW = Statement(
+    "job",
+    "UPDATE job SET status = {p}, started_at = {p}, finished_at = {p}, error = {p} WHERE id = {p}",
+    order=2,
+)
+ALL_QUEUED = Statement(
+    "queued frames",
+    "UPDATE frame SET status = {p}, finished_at = COALESCE({p}, finished_at),"
+    " error = {p} WHERE job_id = {p} AND status = {p}",
+)
+BLOCK_ROW = Statement(
+    "blocklist",
+    "INSERT INTO blocklist (job_id, client_id, failures, reason, created_at)"
+    " VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (job_id, client_id)"
+    " DO UPDATE SET failures = excluded.failures, reason = excluded.reason",
+)
+
+
+@dataclass(eq=False, slots=True)
+class LiveChunk:
+    """A chunk row that is queued or running. `frames` are its queued frames while queued
+    (a `range` while they are contiguous), the frames sent out while running."""
+
+    id: int
+    job: LiveJob
+    frames: Sequence[int]
+    status: str = "queued"
+    client_id: int | None = None
+    failed_client: int | None = None
+    attempts: int = 0
+    exit_code: int | None = None
+    error: str = ""
+    log_tail: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    frame_start: int = 0
+    frame_end: int = 0
+    done: set[int] = field(default_factory=set)
+    """Running: the frames reported saved."""
+
+    def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
+        return (self.frames[0], self.id) < (other.frames[0], other.id)
+
+    def row(self) -> Params:
+        return (
+            self.id,
+            self.job.id,
+            self.frame_start,
+            self.frame_end,
+            self.status,
+            self.client_id,
+            self.failed_client,
+            self.attempts,
+            self.exit_code,
+            self.error,
+            self.log_tail,
+            self.started_at,
+            self.finished_at,
+        )
+
+    def unfinished(self) -> list[int]:
+        return [n for n in self.frames if n not in self.done]
+
+
+@dataclass(eq=False)
+class LiveJob:
+    """An unfinished job (queued, active or paused) as the scheduler sees it."""
+
+    id: int
+    priority: int
+    status: str
+    chunk_size: int
+    blend_file: str
+    output: str
+    format: str
+    timeout: int
+    max_attempts: int
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str = ""
+    queue: list[LiveChunk] = field(default_factory=list)
+    """Queued chunks, a heap by first frame."""
+    running: dict[int, LiveChunk] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FrameStatus, 0))
+    attempts: dict[int, int] = field(default_factory=dict)
+    """Frame number → attempts used, for frames that have used any."""
+    failures: dict[int, tuple[int, str]] = field(default_factory=dict)
+    """Client id → (failed chunks of this job, the last reason)."""
+    first_failure: tuple[int, str] | None = None
+    """The lowest failed frame and its error, for the job's own `error`."""
+
+    @classmethod
+    def from_row(cls, row: Any) -> LiveJob:
+        return cls(
+            id=row.id,
+            priority=row.priority,
+            status=row.status,
+            chunk_size=row.chunk_size,
+            blend_file=row.blend_file,
+            output=row.output,
+            format=row.format,
+            timeout=row.timeout,
+            max_attempts=row.max_attempts,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            error=row.error or "",
+        )
+
+    def refresh(self, row: Any) -> None:
+        """Fields a person may change while the job lives (job update)."""
+        for name in ("priority", "blend_file", "output", "format", "timeout", "max_attempts"):
+            setattr(self, name, getattr(row, name))
+        self.chunk_size = row.chunk_size
+
+    @property
+    def dispatchable(self) -> bool:
+        return self.status in (JobStatus.QUEUED.value, JobStatus.ACTIVE.value)
+
+    def sort_key(self) -> tuple[int, int]:
+        """Highest priority first, then the oldest job."""
+        return (-self.priority, self.id)
+
+    def enqueue(self, chunk: LiveChunk) -> None:
+        heapq.heappush(self.queue, chunk)
+
+    def blocked(self, client_id: int, block_after: int) -> bool:
+        entry = self.failures.get(client_id)
+        return entry is not None and entry[0] >= block_after
+
+    def blocked_ids(self, block_after: int) -> set[int]:
+        return {cid for cid, (n, _) in self.failures.items() if n >= block_after}
+
+    def row(self) -> Params:
+        return (self.status, self.started_at, self.finished_at, self.error, self.id)
+
+    def left(self) -> int:
+        """Frames not final yet (queued or rendering)."""
+        return self.counts[FrameStatus.QUEUED] + self.counts[FrameStatus.RENDERING]

@@ -1,0 +1,163 @@
+"""The one place each status changes, and the journal of every change.
+
+`job_to`, `chunk_to` and `frames_to` ask the move tables of server/states.py before they move
+anything, update the counts kept in memory (the farm's totals for `server status` among them)
+and put the row to the `Store`, so the database follows within a tick.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from brender.server.live import ALL_QUEUED, CHUNK_ROW, FRAME_ROW, JOB_ROW, LiveChunk, LiveJob, now
+from brender.server.states import (
+    CHUNK_MOVES,
+    FRAME_MOVES,
+    JOB_FINAL,
+    JOB_MOVES,
+    ChunkStatus,
+    FrameStatus,
+    JobStatus,
+)
+from brender.server.store import Store
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Totals:
+    """Farm-wide counts for `server status`, kept as rows move (no query over the frames)."""
+
+    frames: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FrameStatus, 0))
+    jobs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(JobStatus, 0))
+
+
+class Journal:
+    """Status changes in memory, each journaled; the running chunks by id and by node."""
+
+    def __init__(self, store: Store, emit: Emit) -> None:
+        self.store = store
+        self.emit = emit
+        self.totals = Totals()
+        self.running: dict[int, LiveChunk] = {}
+        self.by_client: dict[int, set[int]] = {}
+        self.next_chunk_id = 1
+        self._ids = threading.Lock()
+
+    def new_chunk_ids(self, count: int) -> list[int]:
+        """Ids for chunks about to be written: the server allocates them, without a round trip
+        (a submit asks from the writer's thread, hence the lock)."""
+        with self._ids:
+            first = self.next_chunk_id
+            self.next_chunk_id += count
+        return list(range(first, first + count))
+
+    def _track(self, chunk: LiveChunk) -> None:
+        self.running[chunk.id] = chunk
+        if chunk.client_id is not None:
+            self.by_client.setdefault(chunk.client_id, set()).add(chunk.id)
+
+    def _untrack(self, chunk: LiveChunk) -> None:
+        self.running.pop(chunk.id, None)
+        if chunk.client_id is not None:
+            held = self.by_client.get(chunk.client_id)
+            if held is not None:
+                held.discard(chunk.id)
+                if not held:
+                    del self.by_client[chunk.client_id]
+
+    # -- the one place each status changes -----------------------------------------------------
+
+    def job_to(self, job: LiveJob, new: JobStatus, **fields: Any) -> None:
+        JOB_MOVES.check(job.status, new)
+        if job.status != new:
+            self.totals.jobs[job.status] -= 1
+            self.totals.jobs[new] += 1
+        job.status = new.value
+        if new == JobStatus.ACTIVE and job.started_at is None:
+            job.started_at = now()
+        if new in JOB_FINAL:
+            job.finished_at = now()
+        elif new == JobStatus.QUEUED:
+            job.finished_at = None
+        for key, value in fields.items():
+            setattr(job, key, value)
+        self.store.put(JOB_ROW, job.id, job.row())
+        self.emit("job", {"id": job.id})
+
+    def chunk_to(self, chunk: LiveChunk, new: ChunkStatus, **fields: Any) -> None:
+        CHUNK_MOVES.check(chunk.status, new)
+        chunk.status = new.value
+        if new in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED):
+            chunk.finished_at = now()
+        for key, value in fields.items():
+            setattr(chunk, key, value)
+        self.store.put(CHUNK_ROW, chunk.id, chunk.row())
+
+    def frames_to(
+        self,
+        job: LiveJob,
+        numbers: Collection[int],
+        old: FrameStatus,
+        new: FrameStatus,
+        client_id: int | None,
+        *,
+        chunk_id: int | None = None,
+        started_at: float | None = None,
+        finished_at: float | None = None,
+        output_file: str | None = None,
+        render_time: float | None = None,
+        error: str | None = None,
+        log_tail: str | None = None,
+        spent: int = 0,
+    ) -> None:
+        """Move frames of one job from `old` to `new`; `spent` adds to each one's attempts."""
+        self.count_move(job, old, new, len(numbers))
+        attempts = job.attempts
+        put = self.store.put
+        for n in numbers:
+            used = attempts.get(n, 0) + spent
+            if used:
+                attempts[n] = used
+            else:
+                attempts.pop(n, None)
+            put(
+                FRAME_ROW,
+                (job.id, n),
+                (
+                    new.value,
+                    client_id,
+                    used,
+                    chunk_id,
+                    started_at,
+                    finished_at,
+                    output_file,
+                    render_time,
+                    error,
+                    log_tail,
+                    job.id,
+                    n,
+                ),
+            )
+
+    def count_move(self, job: LiveJob, old: str, new: FrameStatus, count: int) -> None:
+        """`count` frames of the job move from `old` to `new`: the table allows it, the counts
+        follow (the caller writes the rows)."""
+        FRAME_MOVES.check(old, new)
+        job.counts[old] -= count
+        job.counts[new] += count
+        self.totals.frames[old] -= count
+        self.totals.frames[new] += count
+
+    def all_queued_to(self, job: LiveJob, new: FrameStatus, error: str) -> None:
+        """Every queued frame of the job to `new` at once: one UPDATE, not a row per frame."""
+        self.count_move(job, FrameStatus.QUEUED, new, sum(len(c.frames) for c in job.queue))
+        self.store.execute(
+            ALL_QUEUED,
+            (new.value, now() if new in (FrameStatus.FAILED,) else None, error, job.id,
+             FrameStatus.QUEUED.value),
+        )  # fmt: skip
+        job.queue.clear()

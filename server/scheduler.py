@@ -1,0 +1,356 @@
+"""The dispatch queue, in memory: which chunk goes to which node, and what each report changes.
+
+The scheduler holds every unfinished job (`LiveJob`) with its queued and running chunks; a claim
+answers from memory, and each change is journaled through the `Store` in the same tick. The
+database is read only at start (`journal.load`) and after a person changes jobs through the API
+(`reload`). Every status change goes through `_job_to`, `_chunk_to` or `_frames_to`, which ask
+the move tables in server/states.py first.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Callable, Collection
+from typing import Protocol
+
+from brender import messages
+from brender.server.faults import Faults
+from brender.server.live import AUTO, CHUNK_ROW, LiveChunk, LiveJob, now
+from brender.server.moves import Emit
+from brender.server.services.blocklist import BLOCK_AFTER
+from brender.server.states import (
+    ChunkStatus,
+    FrameStatus,
+    JobStatus,
+    job_outcome,
+)
+from brender.server.store import Store
+
+log = logging.getLogger(__name__)
+
+
+MAX_ORDER_FRAMES = 10_000
+"""The most frames one automatic chunk gets (about 60 KB of frame numbers in its order)."""
+
+Sizer = Callable[[LiveJob, int], int]
+"""For a job with automatic chunking: how many of `left` queued frames this node should get."""
+
+
+class NodeBook(Protocol):
+    """What the scheduler needs to know of the nodes (the Farm owns them)."""
+
+    def enabled_ids(self) -> Collection[int]:
+        """Every enabled client, online or not."""
+        ...
+
+    def working_ids(self) -> Collection[int]:
+        """Clients online and enabled."""
+        ...
+
+
+class Scheduler(Faults):
+    """The dispatch queue: claims, reports, nodes leaving and returning."""
+
+    def __init__(self, store: Store, nodes: NodeBook, emit: Emit) -> None:
+        super().__init__(store, emit)
+        self.nodes = nodes
+        self.jobs: dict[int, LiveJob] = {}
+        self.order: list[LiveJob] = []  # live jobs, highest priority then oldest first
+        self.endgame: Callable[[LiveJob, int], bool] | None = None
+        """Set by the farm: False when this node should leave a job's last frames to faster ones."""
+
+    def enabled_clients(self) -> Collection[int]:
+        return self.nodes.enabled_ids()
+
+    # -- jobs coming and going -----------------------------------------------------------------
+
+    def add(self, job: LiveJob) -> None:
+        self.jobs[job.id] = job
+        self._sort()
+        for chunk in job.running.values():
+            self._track(chunk)
+
+    def drop(self, job_id: int) -> LiveJob | None:
+        job = self.jobs.pop(job_id, None)
+        if job is not None:
+            for chunk in job.running.values():
+                self._untrack(chunk)
+            self.order = [j for j in self.order if j.id != job_id]
+        return job
+
+    def _sort(self) -> None:
+        self.order = sorted(self.jobs.values(), key=LiveJob.sort_key)
+
+    def reprioritised(self) -> None:
+        self._sort()
+
+    # -- claims --------------------------------------------------------------------------------
+
+    def has_work(self) -> bool:
+        return any(job.queue and job.dispatchable for job in self.order)
+
+    def may_take(self, client_id: int, job: LiveJob, chunk: LiveChunk) -> bool:
+        """Whether this node may render this chunk: the one place such rules go (Blender
+        versions, tags and GPUs later). A node blocklisted for the job never may; a chunk that
+        just failed on this node waits for another working, unblocked node, if there is one."""
+        if job.blocked(client_id, BLOCK_AFTER):
+            return False
+        if chunk.failed_client != client_id:
+            return True
+        blocked = job.blocked_ids(BLOCK_AFTER)
+        return not any(c != client_id and c not in blocked for c in self.nodes.working_ids())
+
+    def claim(self, client_id: int, sizer: Sizer | None = None) -> messages.Render | None:
+        """The best queued chunk this node may take, sent to it (in memory and journaled)."""
+        for job in self.order:
+            if not job.queue or not job.dispatchable or job.blocked(client_id, BLOCK_AFTER):
+                continue
+            chunk = self._pick(client_id, job)
+            if chunk is None:
+                continue
+            if self.endgame is not None and not self.endgame(job, client_id):
+                continue
+            return self._send(client_id, job, chunk, sizer)
+        return None
+
+    def _pick(self, client_id: int, job: LiveJob) -> LiveChunk | None:
+        first = job.queue[0]
+        if self.may_take(client_id, job, first):
+            return first
+        for chunk in heapq.nsmallest(8, job.queue)[1:]:
+            if self.may_take(client_id, job, chunk):
+                return chunk
+        return None
+
+    def _send(
+        self, client_id: int, job: LiveJob, chunk: LiveChunk, sizer: Sizer | None
+    ) -> messages.Render:
+        frames = chunk.frames
+        if job.chunk_size == AUTO and len(frames) > 1:
+            # An order lists its frames: keep it far under the 1 MiB line a node reads.
+            wanted = min(sizer(job, len(frames)) if sizer else len(frames), MAX_ORDER_FRAMES)
+            if wanted < len(frames):
+                chunk = self._carve(job, chunk, wanted)
+                frames = chunk.frames
+        if job.queue and job.queue[0] is chunk:
+            heapq.heappop(job.queue)
+        else:
+            job.queue.remove(chunk)
+            heapq.heapify(job.queue)
+        stamp = now()
+        sent = tuple(frames)
+        self.chunk_to(
+            chunk,
+            ChunkStatus.RUNNING,
+            client_id=client_id,
+            started_at=stamp,
+            attempts=chunk.attempts + 1,
+            exit_code=None,
+            frames=sent,
+            done=set(),
+        )
+        self._track(chunk)
+        job.running[chunk.id] = chunk
+        self.frames_to(
+            job,
+            sent,
+            FrameStatus.QUEUED,
+            FrameStatus.RENDERING,
+            client_id,
+            chunk_id=chunk.id,
+            started_at=stamp,
+            spent=1,
+        )
+        if job.status == JobStatus.QUEUED.value:
+            self.job_to(job, JobStatus.ACTIVE)
+        log.debug(
+            "job %d chunk %d (frames %s) -> client %d", job.id, chunk.id, _span(sent), client_id
+        )
+        return messages.Render(
+            chunk_id=chunk.id,
+            job_id=job.id,
+            blend_file=job.blend_file,
+            output=job.output,
+            format=job.format,
+            frames=sent,
+            timeout=float(job.timeout),
+        )
+
+    def _carve(self, job: LiveJob, chunk: LiveChunk, count: int) -> LiveChunk:
+        """Split `count` frames off the front of a queued chunk into a chunk of their own."""
+        (chunk_id,) = self.new_chunk_ids(1)
+        head_frames, chunk.frames = chunk.frames[:count], chunk.frames[count:]
+        head = LiveChunk(
+            id=chunk_id,
+            job=job,
+            frames=head_frames,
+            frame_start=head_frames[0],
+            frame_end=head_frames[-1],
+        )
+        chunk.frame_start = chunk.frames[0]
+        heapq.heapify(job.queue)  # the rest's first frame moved on
+        self.store.put(CHUNK_ROW, chunk.id, chunk.row())
+        self.store.put(CHUNK_ROW, head.id, head.row())
+        job.queue.append(head)  # found and removed by _send at once
+        return head
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def held_by(self, client_id: int, chunk_id: int) -> LiveChunk | None:
+        chunk = self.running.get(chunk_id)
+        return chunk if chunk is not None and chunk.client_id == client_id else None
+
+    def frame_saved(self, client_id: int, report: messages.FrameDone) -> bool:
+        """Record a saved frame of the chunk this node holds; False for anything else
+        (a duplicate, a frame of another chunk, a chunk it no longer holds)."""
+        chunk = self.held_by(client_id, report.chunk_id)
+        number = report.frame
+        if chunk is None or number in chunk.done or number not in chunk.frames:
+            log.info(
+                "ignored report of frame %d (chunk %d) from client %d: not a frame it renders",
+                number,
+                report.chunk_id,
+                client_id,
+            )
+            return False
+        chunk.done.add(number)
+        self.frames_to(
+            chunk.job,
+            (number,),
+            FrameStatus.RENDERING,
+            FrameStatus.DONE,
+            client_id,
+            finished_at=now(),
+            output_file=report.output_file,
+            render_time=report.render_time,
+            error="",
+        )
+        return True
+
+    def chunk_ended(self, client_id: int, report: messages.ChunkDone) -> int | None:
+        """Close the node's chunk: done, or failed with its unfinished frames retried or failed.
+        Answers the chunk's job id, or None for a chunk this node does not hold (stale)."""
+        chunk = self.held_by(client_id, report.chunk_id)
+        if chunk is None:
+            log.info(
+                "ignored end of chunk %d from client %d: not running there",
+                report.chunk_id,
+                client_id,
+            )
+            return None
+        job = chunk.job
+        left = chunk.unfinished()
+        self._untrack(chunk)
+        del job.running[chunk.id]
+        if report.ok and not left:
+            self.chunk_to(
+                chunk, ChunkStatus.DONE, exit_code=report.exit_code, error="", log_tail=""
+            )
+        else:
+            reason = report.error or f"Blender exited with code {report.exit_code}"
+            tail = "\n".join(report.log_tail[-50:])
+            self.chunk_to(
+                chunk,
+                ChunkStatus.FAILED,
+                exit_code=report.exit_code,
+                error=reason,
+                log_tail=tail,
+                failed_client=client_id,
+            )
+            log.warning(
+                "job %d chunk %d failed on client %d: %s", job.id, chunk.id, client_id, reason
+            )
+            self._blame(job, chunk, left, reason, tail)
+            self._record_failure(job, client_id, reason)
+            self._fail_if_nobody_can_render(job)
+        self.settle(job)
+        return job.id
+
+    def settle(self, job: LiveJob) -> None:
+        """Finish the job once all its frames are final and no chunk of it is running."""
+        if job.left() or job.running or not job.dispatchable:
+            return
+        c = job.counts
+        outcome = job_outcome(
+            c[FrameStatus.DONE], c[FrameStatus.FAILED], c[FrameStatus.CANCELED], sum(c.values())
+        )
+        if outcome is None:
+            return
+        error = ""
+        if outcome != JobStatus.COMPLETED and job.first_failure is not None:
+            error = f"frame {job.first_failure[0]}: {job.first_failure[1]}"
+        self.job_to(job, outcome, error=error)
+        log.info("job %d %s", job.id, outcome.value)
+        self.drop(job.id)
+
+    # -- nodes going away and coming back ------------------------------------------------------
+
+    def give_back(self, client_id: int, reason: str, chunk_id: int | None = None) -> list[int]:
+        """The chunks running on this node (all, or just `chunk_id`) go back to the queue;
+        their saved frames stay done, the rest go back without using an attempt."""
+        ids = sorted(self.by_client.get(client_id, ()))
+        if chunk_id is not None:
+            ids = [i for i in ids if i == chunk_id]
+        for cid in ids:
+            chunk = self.running[cid]
+            job = chunk.job
+            left = chunk.unfinished()
+            self._untrack(chunk)
+            del job.running[cid]
+            if left:
+                self.frames_to(job, left, FrameStatus.RENDERING, FrameStatus.QUEUED, None, spent=-1)
+                self.chunk_to(
+                    chunk, ChunkStatus.QUEUED, client_id=None, error=reason, frames=left, done=set()
+                )
+                job.enqueue(chunk)
+            else:
+                self.chunk_to(chunk, ChunkStatus.DONE, error="")
+            log.warning(
+                "job %d chunk %d requeued from client %d: %s", job.id, cid, client_id, reason
+            )
+            self.settle(job)
+        return ids
+
+    def reclaim(self, client_id: int, chunk_id: int) -> bool:
+        """A returning node still holds this chunk: keep it there if nobody else has taken it."""
+        chunk = self.running.get(chunk_id)
+        if chunk is not None:
+            return chunk.client_id == client_id and chunk.job.dispatchable
+        for job in self.order:
+            if not job.dispatchable:
+                continue
+            for queued in job.queue:
+                if queued.id == chunk_id:
+                    job.queue.remove(queued)
+                    heapq.heapify(job.queue)
+                    frames = tuple(queued.frames)
+                    self.chunk_to(
+                        queued, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done=set()
+                    )
+                    self._track(queued)
+                    job.running[queued.id] = queued
+                    self.frames_to(
+                        job,
+                        frames,
+                        FrameStatus.QUEUED,
+                        FrameStatus.RENDERING,
+                        client_id,
+                        chunk_id=queued.id,
+                    )
+                    log.info(
+                        "job %d chunk %d reclaimed by returning client %d",
+                        job.id,
+                        chunk_id,
+                        client_id,
+                    )
+                    return True
+        return False
+
+    def orphans(self, online: Collection[int]) -> list[int]:
+        """Clients holding running chunks that are not connected (after a restart)."""
+        return sorted(cid for cid in self.by_client if cid not in online)
+
+
+def _span(frames: tuple[int, ...]) -> str:
+    return f"{frames[0]}-{frames[-1]}" if frames else "none"
