@@ -21,7 +21,6 @@ from bench.client import CHEAP_REQUEST, HOST, Api
 START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
 
 
-
 def clean_env() -> dict[str, str]:
     """This environment without any BRENDER_* setting, so a stray variable cannot bend a run."""
     return {k: v for k, v in os.environ.items() if not k.startswith("BRENDER_")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,11 +32,16 @@ Call = Callable[[Farm], Awaitable[dict[str, Any]]]
 
 
 def fill(frames: int, output_root: Path) -> None:
+    ids = itertools.count(1)
+
+    def chunk_ids(count: int) -> list[int]:
+        return [next(ids) for _ in range(count)]
+
     for n in range(0, frames, JOB_FRAMES):
         values = {"project": "p", "sequence": "s", "shot": f"sh{n}", "blend_file": "/x.blend"}
         values |= {"frame_end": min(JOB_FRAMES, frames - n), "chunk_size": 10, "paused": True}
         with database.atomic():
-            jobs.submit(values, output_root)
+            jobs.submit_rows(values, output_root, chunk_ids)
     database.execute_sql("UPDATE frame SET status = 'done' WHERE id % 3 = 0")
     database.execute_sql("UPDATE frame SET status = 'failed' WHERE id % 7 = 0")
 

@@ -105,6 +105,7 @@ def _check_names(model: type[BaseModel], row: Any, data: dict[str, Any]) -> None
 
 
 def _update_job(job: Job, data: dict[str, Any], chunk_ids: jobs.ChunkIds | None) -> None:
+    """`chunk_ids` (the scheduler's allocator) is needed when the range or chunking changes."""
     frozen = sorted(set(data) - JOB_LIVE_FIELDS)
     if frozen:
         started = Frame.select().where(Frame.job == job.id, Frame.attempts > 0).exists()
@@ -123,6 +124,8 @@ def _update_job(job: Job, data: dict[str, Any], chunk_ids: jobs.ChunkIds | None)
         v.check_frame_range(job.frame_start, job.frame_end)
         Frame.delete().where(Frame.job == job.id).execute()
         Chunk.delete().where(Chunk.job == job.id).execute()
+        if chunk_ids is None:
+            raise ValueError("rebuilding a job's chunks needs the scheduler's chunk ids")
         jobs.create_rows(job.id, job.frame_start, job.frame_end, job.chunk_size, chunk_ids)
     job.save()
 

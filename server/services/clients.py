@@ -48,15 +48,6 @@ def register(hello: dict[str, Any]) -> Client:
     return client
 
 
-def set_offline(client_id: int) -> None:
-    Client.update(online=False, last_seen=now()).where(Client.id == client_id).execute()
-
-
-def mark_all_offline() -> int:
-    """At start nobody is connected yet, whatever the last run left behind."""
-    return int(Client.update(online=False).where(Client.online == True).execute())  # noqa: E712
-
-
 def set_status(client_ids: list[int], status: ClientStatus) -> list[Client]:
     with database.atomic():
         Client.update(status=status.value).where(Client.id.in_(client_ids)).execute()

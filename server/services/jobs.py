@@ -10,14 +10,12 @@ import peewee as pw
 
 from brender.server.models import (
     Blocklist,
-    Chunk,
     Frame,
     Job,
     Project,
     Sequence,
     Shot,
     database,
-    now,
     tuples,
 )
 from brender.server.services import validate as v
@@ -25,11 +23,9 @@ from brender.server.services.blocklist import BLOCK_AFTER
 from brender.server.services.hierarchy import ensure_shot, get
 from brender.server.services.query import Page
 from brender.server.states import (
-    JOB_FINAL,
     ChunkStatus,
     FrameStatus,
     JobStatus,
-    check_job_move,
 )
 
 AUTO = 0
@@ -65,12 +61,8 @@ def check_submit(values: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def submit(values: dict[str, Any], output_root: Path) -> Job:
-    return submit_rows(values, output_root)[0]
-
-
 def submit_rows(
-    values: dict[str, Any], output_root: Path, chunk_ids: ChunkIds | None = None
+    values: dict[str, Any], output_root: Path, chunk_ids: ChunkIds
 ) -> tuple[Job, Ranges]:
     """Create the project/sequence/shot as needed and the job, in one transaction; answers
     the job and its chunks."""
@@ -91,12 +83,8 @@ def check_create(values: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def create(values: dict[str, Any], output_root: Path) -> Job:
-    return create_rows_for(values, output_root)[0]
-
-
 def create_rows_for(
-    values: dict[str, Any], output_root: Path, chunk_ids: ChunkIds | None = None
+    values: dict[str, Any], output_root: Path, chunk_ids: ChunkIds
 ) -> tuple[Job, Ranges]:
     data = check_create(values)
     with database.atomic():
@@ -107,7 +95,7 @@ def create_rows_for(
 
 
 def _create(
-    shot: Shot, data: dict[str, Any], output_root: Path, chunk_ids: ChunkIds | None
+    shot: Shot, data: dict[str, Any], output_root: Path, chunk_ids: ChunkIds
 ) -> tuple[Job, Ranges]:
     start = data.setdefault("frame_start", shot.frame_start)
     end = data.setdefault("frame_end", shot.frame_end)
@@ -127,40 +115,24 @@ def _create(
     return job, create_rows(job.id, start, end, size, chunk_ids)
 
 
-def create_rows(
-    job_id: int, start: int, end: int, size: int, chunk_ids: ChunkIds | None = None
-) -> Ranges:
+def create_rows(job_id: int, start: int, end: int, size: int, chunk_ids: ChunkIds) -> Ranges:
     """Chunk and frame rows in bulk, a few thousand rows per INSERT. With automatic chunking
     (`size` 0) there is one chunk for the whole range, carved up as nodes claim it."""
     size = size or end - start + 1
     ranges = [(s, min(s + size - 1, end)) for s in range(start, end + 1, size)]
     queued = ChunkStatus.QUEUED.value
-    if chunk_ids is not None:
-        ids = chunk_ids(len(ranges))
-        _insert(
-            "chunk",
-            ("id", "job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
-            ((i, job_id, s, e, queued, 0, "", "") for i, (s, e) in zip(ids, ranges, strict=True)),
-        )
-    else:
-        _insert(
-            "chunk",
-            ("job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
-            ((job_id, s, e, queued, 0, "", "") for s, e in ranges),
-        )
-        ids = [
-            r[0]
-            for r in tuples(
-                Chunk.select(Chunk.id).where(Chunk.job == job_id).order_by(Chunk.frame_start)
-            )
-        ]
-    chunk_ids_ = ids
+    ids = chunk_ids(len(ranges))
+    _insert(
+        "chunk",
+        ("id", "job_id", "frame_start", "frame_end", "status", "attempts", "error", "log_tail"),
+        ((i, job_id, s, e, queued, 0, "", "") for i, (s, e) in zip(ids, ranges, strict=True)),
+    )
     _insert(
         "frame",
         ("job_id", "chunk_id", "number", "status", "output_file", "attempts", "error", "log_tail"),
         (
             (job_id, chunk_id, n, FrameStatus.QUEUED.value, "", 0, "", "")
-            for chunk_id, (s, e) in zip(chunk_ids_, ranges, strict=True)
+            for chunk_id, (s, e) in zip(ids, ranges, strict=True)
             for n in range(s, e + 1)
         ),
     )
@@ -237,17 +209,3 @@ def with_progress(page: Page, live: Callable[[int], Any] | None = None) -> Page:
         row["blocklist"] = blocked[row["id"]]
         row["shot"], row["sequence"], row["project"] = names.get(row["id"], ("", "", ""))
     return page
-
-
-def set_status(job: Job, new: JobStatus, **extra: Any) -> Job:
-    """The one place a job changes state."""
-    check_job_move(job.status, new)
-    job.status = new.value
-    if new == JobStatus.ACTIVE and job.started_at is None:
-        job.started_at = now()
-    if new in JOB_FINAL:
-        job.finished_at = now()
-    for key, value in extra.items():
-        setattr(job, key, value)
-    job.save()
-    return job
