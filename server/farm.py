@@ -180,6 +180,11 @@ class Farm:
         self.emit("client", {"id": client_id})
         self.kick()
 
+    def busy(self, client_id: int) -> bool:
+        """Whether this node holds a chunk now."""
+        node = self.nodes.get(client_id)
+        return node is not None and node.chunk_id is not None
+
     def chunk_ended(self, client_id: int, report: messages.ChunkDone) -> None:
         job_id = self.scheduler.chunk_ended(client_id, report)
         if job_id is not None:

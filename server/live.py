@@ -43,18 +43,29 @@ FRAME_ROW = Statement(
     " WHERE job_id = {p} AND number = {p}",
     _frame_merge,
     order=1,
+    many="UPDATE frame SET status = v.column1, client_id = v.column2, attempts = v.column3,"
+    " chunk_id = COALESCE(v.column4, frame.chunk_id),"
+    " started_at = COALESCE(v.column5, frame.started_at),"
+    " finished_at = COALESCE(v.column6, frame.finished_at),"
+    " output_file = COALESCE(v.column7, frame.output_file),"
+    " render_time = COALESCE(v.column8, frame.render_time),"
+    " error = COALESCE(v.column9, frame.error), log_tail = COALESCE(v.column10, frame.log_tail)"
+    " FROM (VALUES {values}) AS v WHERE frame.job_id = v.column11 AND frame.number = v.column12",
 )
-CHUNK_ROW = Statement(
-    "chunk",
+_CHUNK_UPSERT = (
     "INSERT INTO chunk (id, job_id, frame_start, frame_end, status, client_id, failed_client,"
-    " attempts, exit_code, error, log_tail, started_at, finished_at)"
-    " VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    " attempts, exit_code, error, log_tail, started_at, finished_at) VALUES {values}"
     " ON CONFLICT (id) DO UPDATE SET frame_start = excluded.frame_start,"
     " frame_end = excluded.frame_end, status = excluded.status, client_id = excluded.client_id,"
     " failed_client = excluded.failed_client, attempts = excluded.attempts,"
     " exit_code = excluded.exit_code, error = excluded.error, log_tail = excluded.log_tail,"
-    " started_at = excluded.started_at, finished_at = excluded.finished_at",
+    " started_at = excluded.started_at, finished_at = excluded.finished_at"
+)
+CHUNK_ROW = Statement(
+    "chunk",
+    _CHUNK_UPSERT.format(values="({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"),
     order=0,
+    many=_CHUNK_UPSERT,
 )
 JOB_ROW = Statement(
     "job",

@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import peewee as pw
 
+from brender.server.bulk import Bulk
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -43,6 +45,10 @@ class Statement:
     sql: str
     merge: Merge | None = None
     order: int = 5
+    many: str | None = None
+    """The same statement for many rows at once (`{values}` for `(…), (…)`), used on SQLite:
+    its driver releases and retakes the GIL for every row of an `executemany`, and each retake
+    may wait for the loop's switch interval (5 ms), so one statement per row starves the writer."""
 
 
 @dataclass
@@ -83,6 +89,7 @@ class Store:
     def __init__(self, db: pw.Database) -> None:
         self.db = db
         self.param: str = db.param
+        self.bulk = Bulk(db)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch = _Batch()
         self._busy = False
@@ -235,10 +242,9 @@ class Store:
                     if isinstance(part, _Rows):
                         by_order = sorted(part.by_statement.items(), key=lambda s: s[0].order)
                         for statement, rows in by_order:
-                            cursor = self.db.cursor()
-                            cursor.executemany(self.sql(statement.sql), list(rows.values()))
+                            self.bulk.write(statement.sql, statement.many, list(rows.values()))
                     elif isinstance(part, _Exec):
-                        self.db.cursor().executemany(self.sql(part.statement.sql), part.rows)
+                        self.bulk.write(part.statement.sql, part.statement.many, part.rows)
                     else:
                         # A call that fails rolls back only itself (a savepoint), not the rows.
                         try:

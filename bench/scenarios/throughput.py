@@ -13,8 +13,10 @@ say how many). At the target rate the full job takes 10 s, far inside the budget
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.client import AsyncApi, job_request, submit_request, verb_request
@@ -52,6 +54,32 @@ async def pause_and_settle(api: AsyncApi, job_id: int, timeout: float = 300.0) -
         await asyncio.sleep(0.2)
 
 
+class WalWatch:
+    """The peak size of the SQLite WAL (`brender.db-wal`) while the job runs, sampled every
+    50 ms: under sustained load checkpoints must keep it bounded."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "brender.db-wal"
+        self.peak = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, self.path.stat().st_size)
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> float:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return self.peak / 2**20
+
+
 async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     api = await AsyncApi.connect(server.tcp_port)
     start = time.perf_counter()
@@ -64,6 +92,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     cpu_harness = time.process_time()
     cpu_server = server.cpu_seconds()
     wall = time.perf_counter()
+    wal = WalWatch(server.data_dir)
+    wal.start()
     with ctx.profiled(server, "throughput"):
         await api.ok(verb_request([job["id"]], "resume"))
         try:
@@ -80,6 +110,7 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     else:
         ctx.say(f"budget of {size.budget:g} s spent at {nodes.stats.frames} frames: pausing")
         row = await pause_and_settle(api, job["id"])
+    wal_peak_mb = await wal.stop()
     reported = nodes.stats.frames
     times = await finish_times(api, job["id"])
     await nodes.close()
@@ -105,6 +136,7 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "drops": nodes.stats.lost,
             "idle->order p50 ms": lat["p50_ms"],
             "p99 ms": lat["p99_ms"],
+            "WAL peak MiB": wal_peak_mb,
         }
     ]
     return Result(
@@ -131,6 +163,7 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "server_cpu_share": cpu_server / wall,
             "harness_cpu_share": cpu_harness / wall,
             "dispatch_latency_under_load": lat,
+            "wal_peak_mib": wal_peak_mb,
             "rejected": nodes.stats.rejected,
             "connections_dropped_by_server": nodes.stats.lost,
             "anchors": {"tractor_tasks_per_s": 500, "opencue_stress_frames_per_s": 975},

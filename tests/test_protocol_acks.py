@@ -1,0 +1,78 @@
+"""When the master tells a node its reports are durable (docs/protocol.md, `ack`): a scripted
+node on a real socket against a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from farmctl import ServerProcess, TcpApi, job_status, wait_for
+
+
+def submit(api: TcpApi, frames: int, chunk_size: int) -> int:
+    values = {
+        "project": "acks", "sequence": "sq", "shot": f"s{frames}", "blend_file": "/none.blend",
+        "frame_start": 1, "frame_end": frames, "chunk_size": chunk_size, "output": "/tmp/x/####",
+    }  # fmt: skip
+    return int(api.ok({"item": "job", "action": "submit", "values": values})["id"])
+
+
+class Node:
+    """A node speaking the protocol by hand, one line at a time."""
+
+    def __init__(self, port: int) -> None:
+        self.api = TcpApi(port, timeout=10)
+        self.api.send_raw(b'{"type": "hello", "node_id": "acks-1", "name": "acks-1"}\n')
+        assert self.next()["type"] == "welcome"
+
+    def next(self) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = self.api.read_answer()
+            if message.get("type") != "ping":
+                return message
+            self.send({"type": "pong", "t": message.get("t")})
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.api.send_raw(json.dumps(message).encode() + b"\n")
+
+
+def test_a_rendering_node_hears_of_its_reports_with_the_next_order_or_pong(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path / "farm").start()
+    try:
+        with server.tcp() as api:
+            job = submit(api, 4, 2)
+            node = Node(server.tcp_port)
+            order = node.next()
+            assert order["type"] == "render" and order["frames"] == [1, 2]
+            chunk = order["chunk_id"]
+            # Busy: the frame is committed but not announced on its own...
+            node.send({"type": "frame", "chunk_id": chunk, "frame": 1, "seq": 1,
+                       "output_file": "/tmp/x/0001.png", "render_time": 0.1})  # fmt: skip
+            wait_for(lambda: job_status(api, job)["frames"]["done"] == 1, 10, "frame 1 done")
+            # ...the pong of a later ping confirms it.
+            node.send({"type": "ping", "t": 1.5})
+            assert node.next() == {"type": "pong", "t": 1.5}
+            node.send({"type": "frame", "chunk_id": chunk, "frame": 2, "seq": 2,
+                       "output_file": "/tmp/x/0002.png", "render_time": 0.1})  # fmt: skip
+            node.send({"type": "chunk_done", "chunk_id": chunk, "ok": True, "exit_code": 0,
+                       "frames_done": [1, 2], "seq": 3})  # fmt: skip
+            # The next order carries what is durable by the time it is sent (at least seq 1);
+            # whatever it does not cover is acknowledged once the node is idle again.
+            second = node.next()
+            assert second["type"] == "render" and second["frames"] == [3, 4]
+            assert second.get("ack", 0) >= 1
+            node.send({"type": "frame", "chunk_id": second["chunk_id"], "frame": 3, "seq": 4,
+                       "output_file": "/tmp/x/0003.png", "render_time": 0.1})  # fmt: skip
+            node.send({"type": "frame", "chunk_id": second["chunk_id"], "frame": 4, "seq": 5,
+                       "output_file": "/tmp/x/0004.png", "render_time": 0.1})  # fmt: skip
+            node.send({"type": "chunk_done", "chunk_id": second["chunk_id"], "ok": True,
+                       "exit_code": 0, "frames_done": [3, 4], "seq": 6})  # fmt: skip
+            # Idle, nothing left to render: told at once, up to its last report.
+            assert node.next() == {"type": "ack", "seq": 6}
+            assert job_status(api, job)["status"] == "completed"
+            node.api.close()
+    finally:
+        server.stop()
