@@ -48,6 +48,10 @@ class SubmitSettings:
     file_format: str = "PNG"
     paused: bool = False
     job_name: str = ""  # empty: the farm names the job after the file
+    file_version: str = (
+        ""  # the Blender that saved the file ("4.5"), for a farm that cannot read it
+    )
+    autoexec: bool = False  # the artist's "Auto Run Python Scripts": drivers and scripts run
 
 
 def _path(text: str) -> PurePath:
@@ -139,6 +143,10 @@ def submit_values(settings: SubmitSettings) -> dict[str, Any]:
         values["output"] = output
     if settings.job_name.strip():
         values["name"] = settings.job_name.strip()
+    if settings.file_version:
+        values["file_version"] = settings.file_version
+    if settings.autoexec:
+        values["autoexec"] = True
     return values
 
 

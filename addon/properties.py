@@ -121,6 +121,9 @@ def settings(scene: bpy.types.Scene) -> payload.SubmitSettings:
         file_format=image.file_format if group.use_scene_output else group.file_format,
         paused=group.paused,
         job_name=group.job_name,
+        # The version that saved the open file (what the farm's nodes must open).
+        file_version=".".join(str(n) for n in bpy.data.version[:2]) if bpy.data.filepath else "",
+        autoexec=bool(bpy.context.preferences.filepaths.use_scripts_auto_execute),
     )
 
 

@@ -74,8 +74,8 @@ def insert_clients(db_path: Path, count: int, prefix: str, online: bool = True) 
         with con:
             con.executemany(
                 "INSERT INTO client (node_id, name, hostname, mac_address, status, online, "
-                "blender_version, cpus, memory, last_seen, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "blender_version, blenders, allow_autoexec, cpus, memory, last_seen, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, '[]', 0, ?, ?, ?, ?)",
                 rows,
             )
     finally:

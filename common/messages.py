@@ -96,13 +96,15 @@ def _dict(m: Raw, key: str) -> Raw | None:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_OPTIONAL = frozenset(("seq", "ack", "blender", "file_version"))
+"""Fields left out of the line when None."""
 
 # -- the messages -------------------------------------------------------------------------------
 
 
 class Message:
-    """The common shape: a `TYPE`, and `to_wire` giving the JSON object (None `seq`/`ack` left
-    out, so old peers see exactly the lines they know)."""
+    """The common shape: a `TYPE`, and `to_wire` giving the JSON object (the `_OPTIONAL` fields
+    left out when None, so old peers see exactly the lines they know)."""
 
     TYPE: ClassVar[str]
     __slots__ = ()
@@ -114,9 +116,13 @@ class Message:
             names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))  # type: ignore[arg-type]
         for name in names:
             value = getattr(self, name)
-            if value is None and name in ("seq", "ack"):
+            if value is None and name in _OPTIONAL:
                 continue
-            out[name] = value.to_wire() if isinstance(value, HeldChunk) else value
+            if isinstance(value, HeldChunk):
+                value = value.to_wire()
+            elif name == "blenders":
+                value = [b.to_wire() for b in value]
+            out[name] = value
         return out
 
 
@@ -132,6 +138,42 @@ class HeldChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class BlenderInfo:
+    """One Blender a node can run (`hello.blenders`): its version, how it runs (`binary`, or
+    `bpy`: Blender as a Python module) and the Cycles device types it reports."""
+
+    version: str
+    kind: str = "binary"
+    devices: tuple[str, ...] = ("CPU",)
+
+    def to_wire(self) -> Raw:
+        return {"version": self.version, "kind": self.kind, "devices": list(self.devices)}
+
+    @classmethod
+    def parse(cls, m: Any) -> BlenderInfo:
+        if not isinstance(m, dict):
+            raise MessageError("each of 'blenders' must be an object")
+        kind = _str(m, "kind", "binary")
+        if kind not in ("binary", "bpy"):
+            raise MessageError("a Blender's 'kind' must be 'binary' or 'bpy'")
+        version = _str(m, "version")
+        if not version.strip() or len(version) > 64:
+            raise MessageError("a Blender's 'version' must be a short non-empty string")
+        return cls(version, kind, _strs(m, "devices") or ("CPU",))
+
+
+def _blenders(m: Raw) -> tuple[BlenderInfo, ...]:
+    value = m.get("blenders")
+    if value is None:
+        # A node from before several Blenders: its one Blender, as `blender_version` says.
+        version = m.get("blender_version")
+        return (BlenderInfo(version),) if isinstance(version, str) and version else ()
+    if not isinstance(value, list) or len(value) > 32:
+        raise MessageError("'blenders' must be a list (at most 32)")
+    return tuple(BlenderInfo.parse(b) for b in value)
+
+
+@dataclass(frozen=True, slots=True)
 class Hello(Message):
     TYPE: ClassVar[str] = "hello"
     node_id: str
@@ -141,9 +183,13 @@ class Hello(Message):
     cpus: int = 0
     memory: int = 0
     blender_version: str = ""
+    """The first of `blenders` (what older masters read)."""
     token: str | None = None
     chunk: HeldChunk | None = None
     protocol: int = PROTOCOL_VERSION
+    blenders: tuple[BlenderInfo, ...] = ()
+    allow_autoexec: bool = False
+    """Started with --allow-autoexec: it may run a file's Python (drivers, scripts)."""
 
     @classmethod
     def parse(cls, m: Raw) -> Hello:
@@ -161,6 +207,8 @@ class Hello(Message):
             if held is None
             else HeldChunk(_int(held, "chunk_id"), _bool(held, "running", True)),
             protocol=_int(m, "protocol", 1),
+            blenders=_blenders(m),
+            allow_autoexec=_bool(m, "allow_autoexec"),
         )
 
 
@@ -202,6 +250,10 @@ class Render(Message):
     timeout: float | None = None
     ack: int | None = None
     """The highest report `seq` of this node that is durable (saves a separate `ack`)."""
+    blender: str | None = None
+    """The version of the node's Blender to render with (one of its `hello.blenders`)."""
+    autoexec: bool = False
+    """Run the file's Python (`-y`); else Blender gets `--disable-autoexec`."""
 
     @classmethod
     def parse(cls, m: Raw) -> Render:
@@ -233,6 +285,8 @@ class Render(Message):
             frames=tuple(dict.fromkeys(frames)),  # each frame once, in the order given
             timeout=float(timeout) if timeout is not None else None,
             ack=_opt_int(m, "ack"),
+            blender=_opt_str(m, "blender"),
+            autoexec=_bool(m, "autoexec"),
         )
 
 
@@ -378,10 +432,13 @@ class Rejected(Message):
     TYPE: ClassVar[str] = "rejected"
     chunk_id: int | None
     reason: str
+    file_version: str | None = None
+    """Set when the node read the file and none of its Blenders can open it: the version
+    that saved it, which the master then keeps on the job."""
 
     @classmethod
     def parse(cls, m: Raw) -> Rejected:
-        return cls(_opt_int(m, "chunk_id"), _str(m, "reason", ""))
+        return cls(_opt_int(m, "chunk_id"), _str(m, "reason", ""), _opt_str(m, "file_version"))
 
 
 # -- decoding by direction ----------------------------------------------------------------------

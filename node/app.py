@@ -38,9 +38,10 @@ async def run_node(
     one-Blender-per-chunk `BlenderRunner`.
     """
     try:
-        version = config.blender_version
-        if version is None:
-            version = await asyncio.to_thread(sysinfo.blender_version, config.blender)
+        engines = config.engines
+        if engines is None:
+            engines = await asyncio.to_thread(sysinfo.engines, config.blender_specs)
+        version = engines[0].version
         node_id = await asyncio.to_thread(sysinfo.node_id, config.work_dir)
     except NodeError as exc:
         log.error("%s", exc)
@@ -54,6 +55,8 @@ async def run_node(
             threads=config.threads,
             cwd=config.work_dir,
             silence_timeout=config.silence_timeout,
+            engines=engines,
+            allow_autoexec=config.allow_autoexec,
         )
     orders: OrderHandler | None = None
 
@@ -75,6 +78,8 @@ async def run_node(
             blender_version=version,
             token=config.token,
             chunk=chunk,
+            blenders=tuple(messages.BlenderInfo(e.version, e.kind, e.devices) for e in engines),
+            allow_autoexec=config.allow_autoexec,
         )
 
     def on_order(message: messages.Message) -> None:
@@ -84,7 +89,7 @@ async def run_node(
     connection = Connection(
         config.host, config.port, hello=hello, on_order=on_order, max_backoff=config.max_backoff
     )
-    orders = OrderHandler(connection, runner, version)
+    orders = OrderHandler(connection, runner, version, engines, config.allow_autoexec)
     log.info("node %s (%s) serving the master at %s", config.name, node_id, config.master)
 
     serving = asyncio.create_task(connection.run(), name="connection")

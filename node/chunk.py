@@ -26,6 +26,10 @@ class RenderOrder:
     job_id: int | None = None
     timeout: float | None = None
     """Seconds Blender may print nothing before it is killed as hung (None: no limit)."""
+    blender: str | None = None
+    """The version of the node's Blender to run (None: its first)."""
+    autoexec: bool = False
+    """Run the file's Python scripts (only on a node that allows it)."""
 
 
 @dataclass

@@ -5,16 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
 from brender import wire
 from brender.node.errors import NodeError
 
+if TYPE_CHECKING:
+    from brender.node.engines import Engine  # engines imports find_blender from here
+
 DEFAULT_MASTER = f"127.0.0.1:{wire.DEFAULT_TCP_PORT}"
+BPY = "bpy"
 
 
 @dataclass
@@ -32,6 +37,16 @@ class NodeConfig:
     silence_timeout: float | None = None
     blender_version: str | None = None
     """Known already (the CLI checked it); None makes `run_node` ask Blender."""
+    more_blenders: tuple[str, ...] = ()
+    """Further Blenders (`--blender` again): executables, or `bpy` for Blender from PyPI."""
+    allow_autoexec: bool = False
+    """Run a file's Python scripts when its job asks for it (`--allow-autoexec`)."""
+    engines: list[Engine] | None = None
+    """Every Blender with its version and devices (the CLI probed them); None: `run_node` does."""
+
+    @property
+    def blender_specs(self) -> list[str]:
+        return [self.blender, *self.more_blenders]
 
     @property
     def master(self) -> str:
@@ -65,7 +80,10 @@ def default_work_dir() -> Path:
 
 
 def find_blender(value: str | None) -> str:
-    """The Blender executable to run: as given, or `blender` looked up on PATH."""
+    """The Blender executable to run: as given, or `blender` looked up on PATH; `bpy` stays
+    `bpy` (Blender as a Python module, run in a child Python)."""
+    if value == BPY:
+        return value
     if value and (os.sep in value or (os.altsep and os.altsep in value)):
         return value
     name = value or "blender"
@@ -91,15 +109,28 @@ def resolve(
     *,
     environ: Mapping[str, str],
     master: str | None = None,
-    blender: str | None = None,
+    blender: str | Sequence[str] | None = None,
     name: str | None = None,
     work_dir: str | None = None,
     token: str | None = None,
     threads: str | None = None,
     max_backoff: str | None = None,
     silence_timeout: str | None = None,
+    allow_autoexec: bool | None = None,
 ) -> NodeConfig:
-    """Flags (the arguments) win over the environment, which wins over the defaults."""
+    """Flags (the arguments) win over the environment, which wins over the defaults.
+
+    `blender` may name several Blenders (the flag given more than once); BRENDER_BLENDER holds
+    one, or several separated by the path separator (`bpy:/opt/blender-4.2/blender`)."""
+    if isinstance(blender, str):
+        blender = [blender]
+    specs = list(blender or [])
+    if not specs and environ.get("BRENDER_BLENDER"):
+        specs = [p for p in environ["BRENDER_BLENDER"].split(os.pathsep) if p]
+    found = [find_blender(spec) for spec in specs] or [find_blender(None)]
+    autoexec = allow_autoexec
+    if autoexec is None:
+        autoexec = environ.get("BRENDER_ALLOW_AUTOEXEC", "").lower() in ("1", "true", "yes")
     host, port = parse_master(master or environ.get("BRENDER_MASTER") or DEFAULT_MASTER)
     threads_text = threads or environ.get("BRENDER_THREADS")
     backoff = _number(max_backoff, "--max-backoff", float) if max_backoff else 5.0
@@ -107,7 +138,9 @@ def resolve(
         raise NodeError("--max-backoff must be at least 0.5 seconds")
     silence = _number(silence_timeout, "--silence-timeout", float) if silence_timeout else 0
     return NodeConfig(
-        blender=find_blender(blender or environ.get("BRENDER_BLENDER")),
+        blender=found[0],
+        more_blenders=tuple(dict.fromkeys(found[1:])),
+        allow_autoexec=autoexec,
         work_dir=Path(work_dir or environ.get("BRENDER_WORK_DIR") or default_work_dir())
         .expanduser()
         .absolute(),

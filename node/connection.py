@@ -191,7 +191,9 @@ class Connection:
         chunk_id = raw.get("chunk_id")
         if raw.get("type") == "render":
             log.warning("rejecting chunk %s: invalid render order: %s", chunk_id, exc)
-            held = chunk_id if isinstance(chunk_id, int) and not isinstance(chunk_id, bool) else None
+            held = (
+                chunk_id if isinstance(chunk_id, int) and not isinstance(chunk_id, bool) else None
+            )
             self.send(messages.Rejected(held, f"invalid render order: {exc}"))
         else:
             text = str(raw)[:200]

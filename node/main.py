@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 EPILOG = """\
 Each flag falls back to an environment variable (BRENDER_MASTER, BRENDER_BLENDER,
-BRENDER_NODE_NAME, BRENDER_WORK_DIR, BRENDER_TOKEN, BRENDER_THREADS), then to its default.
+BRENDER_NODE_NAME, BRENDER_WORK_DIR, BRENDER_TOKEN, BRENDER_THREADS, BRENDER_ALLOW_AUTOEXEC),
+then to its default.
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 bad settings or unusable
 Blender, 3 the master refused the token.
 """
@@ -37,7 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--master", metavar="HOST:PORT", help=f"the master's TCP address (default {DEFAULT_MASTER})"
     )
-    add("--blender", metavar="PATH", help="the Blender executable (default: blender on PATH)")
+    add(
+        "--blender",
+        metavar="PATH",
+        action="append",
+        help="a Blender executable, or `bpy` for Blender from PyPI (pip install 'brender[bpy]');"
+        " give it again for more Blenders: each job runs with one that opens its file"
+        " (default: blender on PATH)",
+    )
+    add(
+        "--allow-autoexec",
+        action="store_true",
+        default=None,
+        help="run a file's Python scripts (drivers, startup scripts) when its job asks for it;"
+        " without it every render gets --disable-autoexec and such jobs go to other nodes",
+    )
     add("--name", help="this node's name on the farm (default: the host name)")
     add("--work-dir", metavar="DIR", help="where the node keeps its id and runs Blender")
     add("--token", help="the farm's token, when the master has one")
@@ -64,8 +79,10 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         threads=args.threads,
         max_backoff=args.max_backoff,
         silence_timeout=args.silence_timeout,
+        allow_autoexec=args.allow_autoexec,
     )
-    config.blender_version = sysinfo.blender_version(config.blender)
+    config.engines = sysinfo.engines(config.blender_specs)
+    config.blender_version = config.engines[0].version
     try:
         config.work_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -95,9 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NodeError as exc:
         print(f"brender-node: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    blenders = ", ".join(
+        e.version + (" (bpy)" if e.kind == "bpy" else "") for e in config.engines or []
+    )
     print(
-        f"brender-node: {config.name} (Blender {config.blender_version}) -> {config.master},"
-        f" work dir {config.work_dir}",
+        f"brender-node: {config.name} (Blender {blenders}) -> {config.master},"
+        f" work dir {config.work_dir}"
+        + ("; runs files' Python scripts when a job asks" if config.allow_autoexec else ""),
         flush=True,
     )
     return asyncio.run(_serve(config))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from brender import messages
+from brender import blendfile, messages
 from brender.messages import Message
 from brender.node import sysinfo
 from brender.node.blender_log import Event, FrameSaved, FrameStarted
 from brender.node.chunk import ChunkResult, RenderOrder, Runner, is_contiguous
+from brender.node.engines import Engine
 from brender.node.errors import NodeError
 from brender.node.outbox import Report
 
@@ -43,16 +46,27 @@ def order_of(render: messages.Render) -> RenderOrder:
         format=render.format,
         job_id=render.job_id,
         timeout=render.timeout,
+        blender=render.blender,
+        autoexec=render.autoexec,
     )
 
 
 class OrderHandler:
     """Runs one chunk at a time and answers the master's orders."""
 
-    def __init__(self, outlet: Outlet, runner: Runner, blender_version: str) -> None:
+    def __init__(
+        self,
+        outlet: Outlet,
+        runner: Runner,
+        blender_version: str,
+        engines: Sequence[Engine] = (),
+        allow_autoexec: bool = False,
+    ) -> None:
         self._outlet = outlet
         self._runner = runner
         self._blender_version = blender_version
+        self._engines = list(engines)
+        self._allow_autoexec = allow_autoexec
         self._order: RenderOrder | None = None
         self._task: asyncio.Task[None] | None = None
         self._shutting_down = False
@@ -88,9 +102,40 @@ class OrderHandler:
             self._outlet.send(messages.Rejected(chunk_id, "the node is shutting down"))
             return
         order = order_of(message)
+        refusal = self._refusal(order)
+        if refusal is not None:
+            log.warning("rejecting chunk %s: %s", chunk_id, refusal.reason)
+            self._outlet.send(refusal)
+            return
         log.info("chunk %d: frames %s of %s", order.chunk_id, _frames(order), order.blend_file)
         self._order = order
         self._task = asyncio.create_task(self._run(order), name=f"chunk-{order.chunk_id}")
+
+    def _refusal(self, order: RenderOrder) -> messages.Rejected | None:
+        """Why this node must not start Blender on the order, if it must not: a job that runs
+        the file's Python on a node that does not allow it, or a file none of the Blenders the
+        order may use can open (it would crash, or render it wrongly)."""
+        if order.autoexec and not self._allow_autoexec:
+            return messages.Rejected(
+                order.chunk_id,
+                "this node does not run files' Python scripts (start it with --allow-autoexec)",
+            )
+        if not self._engines or not os.path.isfile(order.blend_file):
+            return None
+        try:
+            saved = blendfile.read_version(order.blend_file).series
+        except blendfile.BlendFileError:
+            return None  # Blender says what is wrong with it, in the chunk's log
+        named = [e for e in self._engines if e.version == order.blender] or self._engines
+        usable = [e for e in named if _opens(e.version, saved)]
+        if usable:
+            return None
+        have = ", ".join(e.version for e in named)
+        return messages.Rejected(
+            order.chunk_id,
+            f"cannot open a file saved by Blender {saved}: this node has {have}",
+            file_version=str(saved),
+        )
 
     async def _run(self, order: RenderOrder) -> None:
         def on_event(event: Event) -> None:
@@ -176,3 +221,10 @@ def _frames(order: RenderOrder) -> str:
     if len(frames) > 1 and is_contiguous(frames):
         return f"{frames[0]}-{frames[-1]}"
     return ",".join(str(f) for f in frames)
+
+
+def _opens(version: str, saved: blendfile.Version) -> bool:
+    try:
+        return blendfile.can_open(blendfile.Version.parse(version), saved)
+    except ValueError:
+        return True  # a version we cannot read: let Blender try

@@ -17,11 +17,12 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from brender.node.blender_log import Event, FrameSaved, LineSplitter, LogTracker
 from brender.node.chunk import ChunkResult, EventCallback, RenderOrder, is_contiguous
+from brender.node.engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,21 @@ def _die_with_parent() -> None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def build_command(blender: str, order: RenderOrder, threads: int | None = None) -> list[str]:
-    """The `blender -b` command line for an order (see docs/protocol.md)."""
-    cmd = [blender, "-b", order.blend_file]
+def build_command(
+    blender: str | Sequence[str],
+    order: RenderOrder,
+    threads: int | None = None,
+    *,
+    background: bool = True,
+    autoexec: bool = False,
+) -> list[str]:
+    """The `blender -b` command line for an order (see docs/protocol.md). `blender` is the
+    executable, or the start of a command (the `bpy` engine's child Python, which takes the
+    same arguments without `-b`). Auto-exec is always explicit, before the file is loaded."""
+    cmd = [blender] if isinstance(blender, str) else list(blender)
+    if background:
+        cmd.append("-b")
+    cmd += ["-y" if autoexec else "--disable-autoexec", order.blend_file]
     if order.output:
         cmd += ["-o", order.output]
     if order.format:
@@ -87,8 +100,13 @@ class BlenderRunner:
         cwd: Path | None = None,
         silence_timeout: float | None = None,
         kill_grace: float = 2.0,
+        engines: Sequence[Engine] = (),
+        allow_autoexec: bool = False,
     ) -> None:
         self.blender = blender
+        self.engines = list(engines)
+        """The node's Blenders: an order runs with the one whose version it names."""
+        self.allow_autoexec = allow_autoexec
         self.threads = threads
         self.cwd = cwd
         self.silence_timeout = silence_timeout
@@ -99,6 +117,26 @@ class BlenderRunner:
         self._hung = False
         self._silence: float | None = None
         self._killer: asyncio.Task[None] | None = None
+
+    def engine(self, order: RenderOrder) -> Engine | None:
+        """The Blender this order names (`blender`), else the node's first one."""
+        for engine in self.engines:
+            if engine.version == order.blender:
+                return engine
+        return self.engines[0] if self.engines else None
+
+    def command(self, order: RenderOrder) -> list[str]:
+        autoexec = order.autoexec and self.allow_autoexec
+        engine = self.engine(order)
+        if engine is None:
+            return build_command(self.blender, order, self.threads, autoexec=autoexec)
+        return build_command(
+            engine.command(),
+            order,
+            self.threads,
+            background=engine.kind == "binary",
+            autoexec=autoexec,
+        )
 
     @property
     def pid(self) -> int | None:
@@ -129,7 +167,7 @@ class BlenderRunner:
             return ChunkResult(False, None, canceled=True, error="canceled")
         # The job's own hang timeout, when the master sent one, beats the node's default.
         self._silence = order.timeout if order.timeout is not None else self.silence_timeout
-        cmd = build_command(self.blender, order, self.threads)
+        cmd = self.command(order)
         log.info("chunk %d: %s", order.chunk_id, shlex.join(cmd))
         try:
             proc = await asyncio.create_subprocess_exec(

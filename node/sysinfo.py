@@ -8,12 +8,16 @@ import re
 import socket
 import subprocess
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from brender.node.errors import NodeError
+
+if TYPE_CHECKING:
+    from brender.node.engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +123,21 @@ def blender_version(blender: str, timeout: float = VERSION_TIMEOUT) -> str:
             f"{where}: it printed no Blender version (exit code {done.returncode}, said {said})"
         )
     return match.group(1)
+
+
+def engines(specs: Sequence[str]) -> list[Engine]:
+    """Every Blender the node was given, probed once: version and Cycles devices. A binary
+    whose device probe fails still counts, with its `--version` and CPU only."""
+    from brender.node.engines import Engine, probe
+
+    found: list[Engine] = []
+    for spec in specs:
+        try:
+            found.append(probe(spec))
+        except NodeError as exc:
+            if spec == "bpy":
+                raise
+            version = blender_version(spec)  # raises a NodeError of its own when unusable
+            log.warning("%s; taking Blender %s at %s with the CPU only", exc, version, spec)
+            found.append(Engine("binary", spec, version, ("CPU",)))
+    return found

@@ -29,7 +29,8 @@ class ServerConfig:
     output_root: Path
     node_timeout: float
     local_node: bool
-    blender: str | None
+    blender: list[str]
+    """Blenders for the local node (empty: the node's own default)."""
     log_level: str
 
 
@@ -103,8 +104,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--blender",
-        default=_env("BLENDER"),
-        help="Blender for --local-node (default: blender on PATH)",
+        action="append",
+        help="Blender for --local-node: a path, or `bpy`; again for more (default: "
+        "BRENDER_BLENDER, else blender on PATH)",
     )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     p.add_argument("--version", action="version", version=f"brender-server {__version__}")
@@ -138,6 +140,6 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         output_root=output_root,
         node_timeout=args.node_timeout,
         local_node=args.local_node,
-        blender=args.blender,
+        blender=args.blender or ([b] if (b := _env("BLENDER")) else []),
         log_level=args.log_level.upper(),
     )

@@ -50,6 +50,13 @@ async def first_line(reader: LineReader) -> tuple[asyncio.Task[bytes], bool]:
     return task, bool(done)
 
 
+DETAILS = (
+    "blend_file", "output", "format", "chunk_size", "file_version", "blender", "autoexec",
+    "waiting", "error",
+)  # fmt: skip
+"""What `job ID` lists under the job's row."""
+
+
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "(none)"
@@ -69,6 +76,9 @@ def _cell(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
+    if isinstance(value, list) and all(isinstance(b, dict) and "version" in b for b in value):
+        # a node's Blenders: "3.4.1,4.5.3(bpy)"
+        return ",".join(f"{b['version']}{'(bpy)' if b.get('kind') == 'bpy' else ''}" for b in value)
     return str(value).replace("\n", " ")
 
 
@@ -185,7 +195,7 @@ class Console:
                 "online",
                 "busy",
                 "chunk_id",
-                "blender_version",
+                "blenders",
                 "cpus",
                 "hostname",
             ],
@@ -227,10 +237,7 @@ class Console:
             return f"no job with id {args[0]}"
         job = data[0]
         head = table([_job_row(job)], JOB_COLUMNS)
-        details = [
-            {"what": k, "value": job.get(k)}
-            for k in ("blend_file", "output", "format", "chunk_size", "error")
-        ]
+        details = [{"what": k, "value": job.get(k)} for k in DETAILS]
         frames = table(
             [{"frames": k, "count": v} for k, v in job["frames"].items()], ["frames", "count"]
         )

@@ -16,6 +16,7 @@ from brender.server.models import (
     ALL_MODELS,
     Blocklist,
     Chunk,
+    Client,
     Frame,
     Job,
     SchemaVersion,
@@ -56,9 +57,21 @@ def _v2_faults(db: pw.Database) -> None:
     db.create_tables([Blocklist])
 
 
+def _v3_versions(db: pw.Database) -> None:
+    """Blender versions: the file's and the job's requirement, auto-exec, a node's Blenders."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        migrator.add_column(Job._meta.table_name, "file_version", Job.file_version),
+        migrator.add_column(Job._meta.table_name, "blender", Job.blender),
+        migrator.add_column(Job._meta.table_name, "autoexec", Job.autoexec),
+        migrator.add_column(Client._meta.table_name, "blenders", Client.blenders),
+        migrator.add_column(Client._meta.table_name, "allow_autoexec", Client.allow_autoexec),
+    )
+
+
 # Append-only: index + 1 is the version a step brings. A new database gets today's models
 # and the latest version at once; an older one runs the steps it has not seen, in order.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_baseline, _v2_faults]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_baseline, _v2_faults, _v3_versions]
 
 
 def open_database(url: str) -> pw.Database:

@@ -26,6 +26,7 @@ from brender.server.scheduler import Scheduler, Sizer
 from brender.server.services import clients
 from brender.server.states import ClientStatus
 from brender.server.store import Statement, Store
+from brender.server.versions import NodeBlenders, blender_for, waiting
 
 if TYPE_CHECKING:
     from brender.server.nodes import NodeSession
@@ -59,6 +60,7 @@ class Node:
     enabled: bool
     chunk_id: int | None = None
     job_id: int | None = None
+    blenders: NodeBlenders = field(default_factory=NodeBlenders)
 
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -120,6 +122,18 @@ class Farm:
     def working_ids(self) -> Collection[int]:
         return [cid for cid, node in self.nodes.items() if node.enabled]
 
+    def blender_for(self, client_id: int, job: LiveJob) -> str | None:
+        """Which of the node's Blenders renders this job (server/versions.py); None: none."""
+        node = self.nodes.get(client_id)
+        return None if node is None else blender_for(node.blenders, job)
+
+    def waiting(self, job_id: int) -> str | None:
+        """Why this job's queued frames wait for a node (its Blender, auto-exec), or None."""
+        job = self.scheduler.jobs.get(job_id)
+        if job is None:
+            return None
+        return waiting(job, (n.blenders for n in self.nodes.values() if n.enabled))
+
     # -- nodes coming and going ---------------------------------------------------------------
 
     async def node_joined(self, session: NodeSession, hello: messages.Hello) -> int:
@@ -136,7 +150,7 @@ class Farm:
             old.session.replaced = True
             old.session.close()
         enabled = client.status == ClientStatus.ENABLED.value
-        node = Node(cid, client.name, session, enabled)
+        node = Node(cid, client.name, session, enabled, blenders=NodeBlenders.of(hello))
         self.nodes[cid] = node
         self.known.add(cid)
         (self.enabled.add if enabled else self.enabled.discard)(cid)
@@ -210,6 +224,9 @@ class Farm:
             report.reason,
         )
         if report.chunk_id is not None:
+            if report.file_version:
+                # The node read the file and has no Blender for it: the job learns its version.
+                self.scheduler.learn_version(report.chunk_id, report.file_version)
             self.scheduler.give_back(
                 client_id, f"node rejected it: {report.reason}", report.chunk_id
             )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from brender.blendfile import Requirement, Version
 from brender.server.states import FrameStatus, JobStatus
 from brender.server.store import Params, Statement
 
@@ -23,6 +24,21 @@ AUTO = 0
 
 def now() -> float:
     return time.time()
+
+
+def _version(text: str | None) -> Version | None:
+    """A stored version ("" when unknown); checked when it was stored."""
+    try:
+        return Version.parse(text) if text else None
+    except ValueError:
+        return None
+
+
+def _requirement(text: str | None) -> Requirement | None:
+    try:
+        return Requirement.parse(text) if text else None
+    except ValueError:
+        return None
 
 
 def _frame_merge(old: Params, new: Params) -> Params:
@@ -63,7 +79,9 @@ _CHUNK_UPSERT = (
 )
 CHUNK_ROW = Statement(
     "chunk",
-    _CHUNK_UPSERT.format(values="({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"),
+    _CHUNK_UPSERT.format(
+        values="({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    ),
     order=0,
     many=_CHUNK_UPSERT,
 )
@@ -157,10 +175,15 @@ class LiveJob:
     """Client id → (failed chunks of this job, the last reason)."""
     first_failure: tuple[int, str] | None = None
     """The lowest failed frame and its error, for the job's own `error`."""
+    file_version: Version | None = None
+    """The Blender series that saved the file, when known."""
+    requirement: Requirement | None = None
+    """The Blender the job asks for (`job.blender`), if any."""
+    autoexec: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> LiveJob:
-        return cls(
+        job = cls(
             id=row.id,
             priority=row.priority,
             status=row.status,
@@ -174,12 +197,20 @@ class LiveJob:
             finished_at=row.finished_at,
             error=row.error or "",
         )
+        job._versions(row)
+        return job
 
     def refresh(self, row: Any) -> None:
         """Fields a person may change while the job lives (job update)."""
         for name in ("priority", "blend_file", "output", "format", "timeout", "max_attempts"):
             setattr(self, name, getattr(row, name))
         self.chunk_size = row.chunk_size
+        self._versions(row)
+
+    def _versions(self, row: Any) -> None:
+        self.file_version = _version(row.file_version)
+        self.requirement = _requirement(row.blender)
+        self.autoexec = bool(row.autoexec)
 
     @property
     def dispatchable(self) -> bool:

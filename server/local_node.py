@@ -54,9 +54,11 @@ class LocalNode:
             master,
             "--work-dir",
             str(self.config.data_dir / "node"),
+            # It renders the artist's own files on the artist's machine: their scripts may run.
+            "--allow-autoexec",
         ]
-        if self.config.blender:
-            cmd += ["--blender", self.config.blender]
+        for blender in self.config.blender:
+            cmd += ["--blender", blender]
         return cmd
 
     def state(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -83,6 +84,9 @@ class Job(BaseModel):
     status = pw.CharField(default=JobStatus.QUEUED.value, index=True)
     max_attempts = pw.IntegerField(default=3)
     timeout = pw.IntegerField(default=600)  # seconds Blender may print nothing before it is killed
+    file_version = pw.CharField(default="")  # the Blender series that saved the file ("4.5")
+    blender = pw.CharField(default="")  # what the job asks for: "4.5", ">=4.2", "4.2-4.5"
+    autoexec = pw.BooleanField(default=False)  # run the file's Python (drivers, scripts)
     error = pw.TextField(default="")
     created_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)
@@ -97,10 +101,20 @@ class Client(BaseModel):
     status = pw.CharField(default=ClientStatus.ENABLED.value)
     online = pw.BooleanField(default=False)
     blender_version = pw.CharField(default="")
+    blenders = pw.TextField(default="[]")  # JSON: [{"version", "kind", "devices"}], hello's
+    allow_autoexec = pw.BooleanField(default=False)
     cpus = pw.IntegerField(default=0)
     memory = pw.BigIntegerField(default=0)
     last_seen = pw.DoubleField(null=True)
     created_at = pw.DoubleField(default=now)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        try:
+            out["blenders"] = json.loads(out.get("blenders") or "[]")
+        except ValueError:
+            out["blenders"] = []
+        return out
 
 
 class Chunk(BaseModel):

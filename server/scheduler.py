@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from brender import messages
+from brender.blendfile import Version
 from brender.server.faults import Faults
 from brender.server.live import AUTO, CHUNK_ROW, LiveChunk, LiveJob, now
 from brender.server.moves import Emit
@@ -25,10 +26,12 @@ from brender.server.states import (
     JobStatus,
     job_outcome,
 )
-from brender.server.store import Store
+from brender.server.store import Statement, Store
 
 log = logging.getLogger(__name__)
 
+
+JOB_FILE_VERSION = Statement("job file version", "UPDATE job SET file_version = {p} WHERE id = {p}")
 
 MAX_ORDER_FRAMES = 10_000
 """The most frames one automatic chunk gets (about 60 KB of frame numbers in its order)."""
@@ -46,6 +49,11 @@ class NodeBook(Protocol):
 
     def working_ids(self) -> Collection[int]:
         """Clients online and enabled."""
+        ...
+
+    def blender_for(self, client_id: int, job: LiveJob) -> str | None:
+        """The version of this node's Blender that renders the job ("" when the node named
+        none), or None when it has none that may."""
         ...
 
 
@@ -94,7 +102,7 @@ class Scheduler(Faults):
         """Whether this node may render this chunk: the one place such rules go (Blender
         versions, tags and GPUs later). A node blocklisted for the job never may; a chunk that
         just failed on this node waits for another working, unblocked node, if there is one."""
-        if job.blocked(client_id, BLOCK_AFTER):
+        if job.blocked(client_id, BLOCK_AFTER) or self.nodes.blender_for(client_id, job) is None:
             return False
         if chunk.failed_client != client_id:
             return True
@@ -106,6 +114,8 @@ class Scheduler(Faults):
         for job in self.order:
             if not job.queue or not job.dispatchable or job.blocked(client_id, BLOCK_AFTER):
                 continue
+            if self.nodes.blender_for(client_id, job) is None:
+                continue  # no Blender of this node may open the file (may_take says so too)
             chunk = self._pick(client_id, job)
             if chunk is None:
                 continue
@@ -175,6 +185,8 @@ class Scheduler(Faults):
             format=job.format,
             frames=sent,
             timeout=float(job.timeout),
+            blender=self.nodes.blender_for(client_id, job) or None,
+            autoexec=job.autoexec,
         )
 
     def _carve(self, job: LiveJob, chunk: LiveChunk, count: int) -> LiveChunk:
@@ -194,6 +206,21 @@ class Scheduler(Faults):
         self.store.put(CHUNK_ROW, head.id, head.row())
         job.queue.append(head)  # found and removed by _send at once
         return head
+
+    def learn_version(self, chunk_id: int, text: str) -> None:
+        """A node read the file of this running chunk's job: keep the version that saved it."""
+        chunk = self.running.get(chunk_id)
+        try:
+            version = Version.parse(text).series
+        except ValueError:
+            log.warning("ignored file version %r reported for chunk %d", text, chunk_id)
+            return
+        if chunk is None or chunk.job.file_version == version:
+            return
+        job = chunk.job
+        job.file_version = version
+        self.store.execute(JOB_FILE_VERSION, (str(version), job.id))
+        log.info("job %d: its file was saved by Blender %s (a node read it)", job.id, version)
 
     # -- reports -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 BLENDER = os.environ.get("BRENDER_TEST_BLENDER", "/usr/bin/blender")
@@ -31,6 +32,59 @@ def make_scene(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    lines = scene_lines(path, frame_start, frame_end, samples, resolution, camera, denoise)
+    done = subprocess.run(
+        [blender, "-b", "--factory-startup", "--python-expr", "\n".join(lines)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=120,
+        check=False,
+    )
+    return _made(path, done)
+
+
+def make_scene_bpy(
+    path: Path,
+    frame_start: int = 1,
+    frame_end: int = 12,
+    *,
+    samples: int = 4,
+    resolution: int = 64,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """The same scene saved by Blender 4.5 (the `bpy` module, in a child Python): a file
+    Debian's Blender 3.4 cannot open. `extra` lines run before the save."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = scene_lines(path, frame_start, frame_end, samples, resolution, True, False)
+    lines[1:1] = ["bpy.ops.wm.read_factory_settings(use_empty=False)"]
+    lines[-1:-1] = list(extra)
+    done = subprocess.run(
+        [sys.executable, "-c", "\n".join(lines)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=300,
+        check=False,
+    )
+    return _made(path, done)
+
+
+def _made(path: Path, done: subprocess.CompletedProcess[bytes]) -> Path:
+    if done.returncode != 0 or not path.is_file():
+        output = done.stdout.decode(errors="replace")
+        raise RuntimeError(f"could not make {path} (exit {done.returncode}):\n{output}")
+    return path
+
+
+def scene_lines(
+    path: Path,
+    frame_start: int,
+    frame_end: int,
+    samples: int,
+    resolution: int,
+    camera: bool,
+    denoise: bool,
+) -> list[str]:
     lines = [
         "import bpy",
         "s = bpy.context.scene",
@@ -46,14 +100,4 @@ def make_scene(
     if not camera:
         lines.append("bpy.data.objects.remove(bpy.data.objects['Camera'])")
     lines.append(f"bpy.ops.wm.save_as_mainfile(filepath={str(path)!r})")
-    done = subprocess.run(
-        [blender, "-b", "--factory-startup", "--python-expr", "\n".join(lines)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0 or not path.is_file():
-        output = done.stdout.decode(errors="replace")
-        raise RuntimeError(f"Blender could not make {path} (exit {done.returncode}):\n{output}")
-    return path
+    return lines

@@ -20,7 +20,9 @@ from brender.server.states import FrameStatus
 
 def _job_dicts(farm: Farm, ids: list[int]) -> list[dict[str, Any]]:
     rows = [job.to_dict() for job in Job.select().where(Job.id.in_(ids)).order_by(Job.id)]
-    page = jobs.with_progress(query.Page(rows, len(rows), len(rows), 0), farm.scheduler.jobs.get)
+    page = jobs.with_progress(
+        query.Page(rows, len(rows), len(rows), 0), farm.scheduler.jobs.get, farm.waiting
+    )
     return page.rows
 
 
@@ -44,7 +46,7 @@ async def _new_job(farm: Farm, req: Request, check: Any, make: Any) -> dict[str,
 
 def read(farm: Farm, req: Request) -> query.Page:
     page = query.read(Job, req.filters, req.limit, req.offset, req.order_by)
-    return jobs.with_progress(page, farm.scheduler.jobs.get)
+    return jobs.with_progress(page, farm.scheduler.jobs.get, farm.waiting)
 
 
 def _verb(

@@ -43,7 +43,10 @@ UPDATABLE: dict[type[BaseModel], dict[str, v.Field]] = {
     },
     Job: {**v.JOB_FIELDS, "blocklist": v.Field(list)},
 }
-JOB_LIVE_FIELDS = {"name", "priority", "max_attempts", "timeout", "blocklist"}
+JOB_LIVE_FIELDS = {
+    "name", "priority", "max_attempts", "timeout", "blocklist", "file_version", "blender",
+    "autoexec",
+}  # fmt: skip
 """What may change while a job renders; the rest only before any of its frames was sent out."""
 
 PARENT = {Sequence: ("project", Sequence.project), Shot: ("sequence", Shot.sequence)}
@@ -118,6 +121,9 @@ def _update_job(job: Job, data: dict[str, Any], chunk_ids: jobs.ChunkIds | None)
         if data.pop("blocklist") != []:
             raise InvalidValue("'blocklist' can only be cleared: send []")
         blocklist.clear(job.id)
+    jobs.check_versions(data)
+    if "blend_file" in data:
+        jobs.read_file_version(data)
     for key, value in data.items():
         setattr(job, key, value)
     if {"frame_start", "frame_end", "chunk_size"} & set(data):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from brender.server.errors import InvalidValue
@@ -10,6 +11,7 @@ from brender.server.services import validate as v
 from brender.server.states import ClientStatus
 
 HELLO_FIELDS = ("name", "hostname", "mac_address", "blender_version", "cpus", "memory")
+"""The hello's fields kept on the client row as they are; `blenders` is kept as JSON."""
 
 
 def register(hello: dict[str, Any]) -> Client:
@@ -30,6 +32,9 @@ def register(hello: dict[str, Any]) -> Client:
             v.check_one(key, info[key], v.Field(str))
     if not info.get("name"):
         info["name"] = info.get("hostname") or node_id[:12]
+    blenders = hello.get("blenders") or []
+    info["blenders"] = json.dumps(blenders if isinstance(blenders, list) else [])
+    info["allow_autoexec"] = hello.get("allow_autoexec") is True
     with database.atomic():
         client = Client.get_or_none(Client.node_id == node_id)
         if client is None and info.get("mac_address"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import peewee as pw
 
+from brender.blendfile import BlendFileError, Requirement, Version, read_version
+from brender.server.errors import InvalidValue
 from brender.server.models import (
     Blocklist,
     Frame,
@@ -56,9 +59,36 @@ Ranges = list[tuple[int, int, int]]
 
 def check_submit(values: dict[str, Any]) -> dict[str, Any]:
     """A submit's values, checked (no database needed): raise before anything is written."""
-    data = v.check(values, SUBMIT_FIELDS, "job submit")
+    data = check_versions(v.check(values, SUBMIT_FIELDS, "job submit"))
     v.require(data, ("project", "sequence", "shot", "blend_file"), "job submit")
     return data
+
+
+def check_versions(data: dict[str, Any]) -> dict[str, Any]:
+    """`file_version` and `blender` in their normal form ("4.5", ">=4.2"), or InvalidValue."""
+    if data.get("file_version"):
+        try:
+            data["file_version"] = str(Version.parse(data["file_version"]).series)
+        except ValueError as exc:
+            raise InvalidValue(f"'file_version': {exc}") from None
+    if data.get("blender"):
+        try:
+            data["blender"] = str(Requirement.parse(data["blender"]))
+        except ValueError as exc:
+            raise InvalidValue(f"'blender': {exc}") from None
+    return data
+
+
+def read_file_version(data: dict[str, Any]) -> None:
+    """When the server can see the job's .blend, the version in its header wins over what the
+    submitter said (run off the loop: it reads the file)."""
+    path = data.get("blend_file")
+    if not path or not os.path.isfile(path):
+        return
+    try:
+        data["file_version"] = str(read_version(path).series)
+    except BlendFileError as exc:
+        raise InvalidValue(f"'blend_file': {exc}") from None
 
 
 def submit_rows(
@@ -78,7 +108,7 @@ def submit_rows(
 
 
 def check_create(values: dict[str, Any]) -> dict[str, Any]:
-    data = v.check(values, CREATE_FIELDS, "job")
+    data = check_versions(v.check(values, CREATE_FIELDS, "job"))
     v.require(data, ("shot_id",), "a job")
     return data
 
@@ -103,6 +133,7 @@ def _create(
     size = data.setdefault("chunk_size", AUTO)
     paused = data.pop("paused", False)
     data.setdefault("name", Path(data["blend_file"]).stem)
+    read_file_version(data)
     job = Job.create(
         shot=shot,
         status=(JobStatus.PAUSED if paused else JobStatus.QUEUED).value,
@@ -164,10 +195,15 @@ def frame_counts(job_ids: list[int]) -> dict[int, dict[str, int]]:
     return counts
 
 
-def with_progress(page: Page, live: Callable[[int], Any] | None = None) -> Page:
-    """Adds each job's frame counts, progress, blocklisted nodes and the names of its shot,
-    sequence and project. `live` gives the scheduler's view of an unfinished job: its counts
-    and state are those of memory, a tick ahead of the database, and cost no query."""
+def with_progress(
+    page: Page,
+    live: Callable[[int], Any] | None = None,
+    waiting: Callable[[int], str | None] | None = None,
+) -> Page:
+    """Adds each job's frame counts, progress, blocklisted nodes, the names of its shot,
+    sequence and project, and `waiting` (why no online node may take it). `live` gives the
+    scheduler's view of an unfinished job: its counts and state are those of memory, a tick
+    ahead of the database, and cost no query."""
     ids = [row["id"] for row in page.rows]
     held = {i: job for i in ids if live is not None and (job := live(i)) is not None}
     counts = frame_counts([i for i in ids if i not in held])
@@ -208,4 +244,6 @@ def with_progress(page: Page, live: Callable[[int], Any] | None = None) -> Page:
         row["progress"] = round(c.get(FrameStatus.DONE.value, 0) / total, 4) if total else 0.0
         row["blocklist"] = blocked[row["id"]]
         row["shot"], row["sequence"], row["project"] = names.get(row["id"], ("", "", ""))
+        # Why its queued frames wait for a node (a Blender that opens the file, auto-exec).
+        row["waiting"] = waiting(row["id"]) if waiting is not None and job is not None else None
     return page

@@ -58,6 +58,9 @@ JOB_FIELDS: dict[str, Field] = {
     "format": Field(str, choices=IMAGE_FORMATS),
     "max_attempts": Field(int, 1, 100),
     "timeout": Field(int, 1, 7 * 24 * 3600),
+    "file_version": Field(str),  # the Blender that saved the file, when the server cannot read it
+    "blender": Field(str),  # the Blender the job asks for: "4.5", ">=4.2", "4.2-4.5"
+    "autoexec": Field(bool),  # run the file's Python (drivers, startup scripts)
 }
 
 

@@ -29,11 +29,25 @@ def order(scene: Path, out: Path, frames: list[int], chunk_id: int = 1) -> Rende
     return RenderOrder(chunk_id, str(scene), tuple(frames), str(out / "####"), "PNG")
 
 
+def test_build_command_auto_exec_and_a_command_prefix() -> None:
+    order = RenderOrder(7, "/p/a.blend", (4,), "/r/####", "PNG")
+    assert build_command("blender", order, autoexec=True)[:4] == [
+        "blender",
+        "-b",
+        "-y",
+        "/p/a.blend",
+    ]
+    # The bpy engine: a child Python taking Blender's arguments, without -b.
+    cmd = build_command(["python3", "-m", "x"], order, background=False)
+    assert cmd[:5] == ["python3", "-m", "x", "--disable-autoexec", "/p/a.blend"]
+
+
 def test_build_command_contiguous_and_not() -> None:
     contiguous = RenderOrder(7, "/p/a.blend", (4, 5, 6), "/r/####", "PNG")
     assert build_command("blender", contiguous) == [
         "blender",
         "-b",
+        "--disable-autoexec",
         "/p/a.blend",
         "-o",
         "/r/####",
@@ -60,6 +74,7 @@ def test_build_command_contiguous_and_not() -> None:
     assert build_command("blender", single) == [
         "blender",
         "-b",
+        "--disable-autoexec",
         "/p/a.blend",
         "-x",
         "1",

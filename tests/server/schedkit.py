@@ -12,10 +12,12 @@ import peewee as pw
 
 from brender import messages
 from brender.server import journal, verbs
+from brender.server.live import LiveJob
 from brender.server.models import Frame, Job, tuples
 from brender.server.scheduler import Scheduler, Sizer
 from brender.server.services import clients, jobs
 from brender.server.store import Store
+from brender.server.versions import NodeBlenders, blender_for
 
 
 @dataclass
@@ -24,12 +26,17 @@ class Nodes:
 
     enabled: set[int] = field(default_factory=set)
     working: set[int] = field(default_factory=set)
+    blenders: dict[int, NodeBlenders] = field(default_factory=dict)
+    """Per client; a client not in it named no Blender."""
 
     def enabled_ids(self) -> set[int]:
         return self.enabled
 
     def working_ids(self) -> set[int]:
         return self.working
+
+    def blender_for(self, client_id: int, job: LiveJob) -> str | None:
+        return blender_for(self.blenders.get(client_id, NodeBlenders()), job)
 
 
 class Kit:
@@ -39,7 +46,9 @@ class Kit:
         self.store = Store(db)
         self.nodes = Nodes()
         self.events: list[tuple[str, dict[str, Any]]] = []
-        self.s = Scheduler(self.store, self.nodes, lambda kind, data: self.events.append((kind, data)))
+        self.s = Scheduler(
+            self.store, self.nodes, lambda kind, data: self.events.append((kind, data))
+        )
 
     async def start(self) -> Kit:
         self.store.start()
@@ -76,7 +85,9 @@ class Kit:
         report = messages.FrameDone(order.chunk_id, frame, path or f"/out/{frame:04d}.png", 0.2)
         return self.s.frame_saved(cid, report)
 
-    def ended(self, cid: int, chunk_id: int, ok: bool = True, error: str = "", code: int = 0) -> int | None:
+    def ended(
+        self, cid: int, chunk_id: int, ok: bool = True, error: str = "", code: int = 0
+    ) -> int | None:
         return self.s.chunk_ended(cid, messages.ChunkDone(chunk_id, ok, code, error=error or None))
 
     async def committed(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from playhouse.migrate import SqliteMigrator, migrate
 
 from brender.server import db as dbmod
-from brender.server.models import Chunk, Frame, Job, SchemaVersion
+from brender.server.models import Chunk, Client, Frame, Job, SchemaVersion
 
 
 def test_new_database_is_at_the_latest_version(tmp_path: Path) -> None:
@@ -30,7 +30,11 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
         SqliteMigrator(database).drop_column(Job._meta.table_name, "timeout"),
         SqliteMigrator(database).drop_column(Frame._meta.table_name, "log_tail"),
         SqliteMigrator(database).drop_column(Chunk._meta.table_name, "failed_client"),
-    )
+        *(SqliteMigrator(database).drop_column(Job._meta.table_name, c)
+          for c in ("file_version", "blender", "autoexec")),
+        *(SqliteMigrator(database).drop_column(Client._meta.table_name, c)
+          for c in ("blenders", "allow_autoexec")),
+    )  # fmt: skip
     database.execute_sql("DROP TABLE blocklist")
     database.execute_sql("DROP INDEX frame_finished_at")
     database.execute_sql("DROP INDEX chunk_job_id_status_frame_start")
@@ -44,5 +48,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     assert "log_tail" in {c.name for c in database.get_columns(Frame._meta.table_name)}
     assert "failed_client" in {c.name for c in database.get_columns(Chunk._meta.table_name)}
     assert database.table_exists("blocklist")
-    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2]
+    assert {"file_version", "blender", "autoexec"} <= columns
+    assert "blenders" in {c.name for c in database.get_columns(Client._meta.table_name)}
+    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2, 3]
     database.close()

@@ -37,7 +37,14 @@ def test_claims_go_by_priority_then_age(db: pw.Database, tmp_path: Path) -> None
         older_same = await k.job(shot="c", priority=10)
         n = k.node("n1")
         got = [k.claim(n) for _ in range(6)]
-        assert [o.job_id for o in got if o] == [high.id, high.id, low.id, low.id, older_same.id, older_same.id]
+        assert [o.job_id for o in got if o] == [
+            high.id,
+            high.id,
+            low.id,
+            low.id,
+            older_same.id,
+            older_same.id,
+        ]
         assert got[0] is not None and got[0].frames == (1, 2, 3)
         await k.committed()
         assert k.job_row(high.id).status == "active"
@@ -59,7 +66,9 @@ def test_a_paused_job_waits_until_resumed(db: pw.Database, tmp_path: Path) -> No
     run(db, tmp_path, body)
 
 
-def test_reports_complete_the_job_and_duplicates_change_nothing(db: pw.Database, tmp_path: Path) -> None:
+def test_reports_complete_the_job_and_duplicates_change_nothing(
+    db: pw.Database, tmp_path: Path
+) -> None:
     async def body(k: Kit) -> None:
         job = await k.job(frame_end=3)
         n, other = k.node("n1"), k.node("n2")
@@ -104,7 +113,9 @@ def test_the_failing_frame_is_retried_then_fails(db: pw.Database, tmp_path: Path
     run(db, tmp_path, body)
 
 
-def test_a_lost_node_gives_its_frames_back_without_using_attempts(db: pw.Database, tmp_path: Path) -> None:
+def test_a_lost_node_gives_its_frames_back_without_using_attempts(
+    db: pw.Database, tmp_path: Path
+) -> None:
     async def body(k: Kit) -> None:
         job = await k.job(frame_end=3)
         n1, n2 = k.node("n1"), k.node("n2")
@@ -119,7 +130,9 @@ def test_a_lost_node_gives_its_frames_back_without_using_attempts(db: pw.Databas
         await k.committed()
         assert k.statuses(job.id) == ["done", "rendering", "rendering"]
         assert Chunk.get_by_id(order.chunk_id).client_id == n2
-        attempts = [f.attempts for f in Frame.select().where(Frame.job == job.id).order_by(Frame.number)]
+        attempts = [
+            f.attempts for f in Frame.select().where(Frame.job == job.id).order_by(Frame.number)
+        ]
         assert attempts == [1, 1, 1]
 
     run(db, tmp_path, body)
@@ -185,7 +198,12 @@ def test_a_failed_chunk_goes_to_another_node_first(db: pw.Database, tmp_path: Pa
         again = k.claim(n1)
         assert again is not None and again.frames == (1, 2)
         await k.committed()
-        attempts = {n: a for n, a in tuples(Frame.select(Frame.number, Frame.attempts).where(Frame.job == job.id))}
+        attempts = {
+            n: a
+            for n, a in tuples(
+                Frame.select(Frame.number, Frame.attempts).where(Frame.job == job.id)
+            )
+        }
         assert attempts == {1: 3, 2: 1}
 
     run(db, tmp_path, body)
@@ -210,7 +228,9 @@ def test_an_automatic_job_is_carved_as_nodes_claim_it(db: pw.Database, tmp_path:
     run(db, tmp_path, body)
 
 
-def test_the_end_game_hook_keeps_a_node_off_the_last_frames(db: pw.Database, tmp_path: Path) -> None:
+def test_the_end_game_hook_keeps_a_node_off_the_last_frames(
+    db: pw.Database, tmp_path: Path
+) -> None:
     async def body(k: Kit) -> None:
         await k.job(frame_end=2, chunk_size=1)
         slow, fast = k.node("slow"), k.node("fast")
@@ -282,7 +302,9 @@ def test_totals_match_the_database_after_a_mixed_workload(db: pw.Database, tmp_p
         verbs.requeue(k.s, k.job_row(canceled.id), [(1, _chunk_of(canceled.id), "canceled")])
         k.claim(n3)
         await k.committed()
-        frames = dict(tuples(Frame.select(Frame.status, pw.fn.COUNT(Frame.id)).group_by(Frame.status)))
+        frames = dict(
+            tuples(Frame.select(Frame.status, pw.fn.COUNT(Frame.id)).group_by(Frame.status))
+        )
         jobs_ = dict(tuples(Job.select(Job.status, pw.fn.COUNT(Job.id)).group_by(Job.status)))
         assert {s: n for s, n in k.s.totals.frames.items() if n} == frames
         assert {s: n for s, n in k.s.totals.jobs.items() if n} == jobs_

@@ -168,6 +168,8 @@ export function jobDetail(jobId) {
       h("dt", "Frames"), h("dd", `${job.frame_start}–${job.frame_end} ${chunkingText(job)}`),
       h("dt", "Output"), h("dd.mono", `${job.output} (${job.format})`),
       h("dt", "Blend file"), h("dd.mono", job.blend_file),
+      h("dt", "Blender"), h("dd", blenderText(job)),
+      job.waiting ? [h("dt", "Waiting"), h("dd.waiting", job.waiting)] : null,
       h("dt", "Submitted"), h("dd", clock(job.created_at)),
       h("dt", "Started"), h("dd", clock(job.started_at)),
       h("dt", "Finished"), h("dd", clock(job.finished_at)),
@@ -175,6 +177,13 @@ export function jobDetail(jobId) {
     showFailures();
     showBlocklist();
     showLastFrame();
+  }
+
+  function blenderText(job) {
+    const parts = [job.file_version ? `file saved by ${job.file_version}` : "file version unknown"];
+    if (job.blender) parts.push(`asks for ${job.blender}`);
+    if (job.autoexec) parts.push("runs its Python scripts");
+    return parts.join(" · ");
   }
 
   function showTimes() {

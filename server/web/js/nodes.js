@@ -105,7 +105,7 @@ export function nodes() {
     } else {
       fill(p.work, c.busy ? "busy" : c.online ? "idle" : "—");
     }
-    setText(p.blender, c.blender_version || "—");
+    setText(p.blender, blendersText(c));
     setText(p.cpus, c.cpus || "—");
     setText(p.memory, bytes(c.memory));
     setText(p.seen, c.online ? "now" : ago(c.last_seen, now));
@@ -137,4 +137,16 @@ export function nodes() {
       refresh.stop();
     },
   };
+}
+
+/** A node's Blenders: "3.4.1, 4.5.3 (bpy) · CUDA" (devices beyond the CPU, once). */
+function blendersText(c) {
+  const list = Array.isArray(c.blenders) && c.blenders.length
+    ? c.blenders : (c.blender_version ? [{ version: c.blender_version, kind: "binary" }] : []);
+  if (!list.length) return "—";
+  const names = list.map((b) => b.kind === "bpy" ? `${b.version} (bpy)` : b.version);
+  const devices = [...new Set(list.flatMap((b) => b.devices || []))].filter((d) => d !== "CPU");
+  const extra = [devices.length ? devices.join(", ") : "", c.allow_autoexec ? "auto-exec" : ""]
+    .filter(Boolean);
+  return [names.join(", "), ...extra].join(" · ");
 }
