@@ -123,8 +123,14 @@ def settings(scene: bpy.types.Scene) -> payload.SubmitSettings:
         job_name=group.job_name,
         # The version that saved the open file (what the farm's nodes must open).
         file_version=".".join(str(n) for n in bpy.data.version[:2]) if bpy.data.filepath else "",
-        autoexec=bool(bpy.context.preferences.filepaths.use_scripts_auto_execute),
+        autoexec=_autoexec(),
     )
+
+
+def _autoexec() -> bool:
+    """The artist's "Auto Run Python Scripts" preference."""
+    prefs = bpy.context.preferences
+    return bool(prefs is not None and prefs.filepaths.use_scripts_auto_execute)
 
 
 classes = (BRENDER_PG_submit,)
