@@ -140,6 +140,7 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         output_root=output_root,
         node_timeout=args.node_timeout,
         local_node=args.local_node,
-        blender=args.blender or ([b] if (b := _env("BLENDER")) else []),
+        # BRENDER_BLENDER as the node reads it: one, or several separated by the path separator.
+        blender=args.blender or [b for b in (_env("BLENDER") or "").split(os.pathsep) if b],
         log_level=args.log_level.upper(),
     )

@@ -114,14 +114,15 @@ class Scheduler(Faults):
         for job in self.order:
             if not job.queue or not job.dispatchable or job.blocked(client_id, BLOCK_AFTER):
                 continue
-            if self.nodes.blender_for(client_id, job) is None:
+            blender = self.nodes.blender_for(client_id, job)
+            if blender is None:
                 continue  # no Blender of this node may open the file (may_take says so too)
             chunk = self._pick(client_id, job)
             if chunk is None:
                 continue
             if self.endgame is not None and not self.endgame(job, client_id):
                 continue
-            return self._send(client_id, job, chunk, sizer)
+            return self._send(client_id, job, chunk, sizer, blender)
         return None
 
     def _pick(self, client_id: int, job: LiveJob) -> LiveChunk | None:
@@ -134,7 +135,7 @@ class Scheduler(Faults):
         return None
 
     def _send(
-        self, client_id: int, job: LiveJob, chunk: LiveChunk, sizer: Sizer | None
+        self, client_id: int, job: LiveJob, chunk: LiveChunk, sizer: Sizer | None, blender: str
     ) -> messages.Render:
         frames = chunk.frames
         if job.chunk_size == AUTO and len(frames) > 1:
@@ -185,7 +186,7 @@ class Scheduler(Faults):
             format=job.format,
             frames=sent,
             timeout=float(job.timeout),
-            blender=self.nodes.blender_for(client_id, job) or None,
+            blender=blender or None,
             autoexec=job.autoexec,
         )
 

@@ -36,8 +36,9 @@ async def create(farm: Farm, req: Request) -> dict[str, Any]:
 
 async def _new_job(farm: Farm, req: Request, check: Any, make: Any) -> dict[str, Any]:
     check(req.values)  # a bad value is refused before anything is written
+    values = await jobs.with_header_version(req.values)  # not on the writer: every commit waits
     root, ids = farm.settings.output_root, farm.scheduler.new_chunk_ids
-    job, ranges = await farm.store.run(lambda: make(req.values, root, ids))
+    job, ranges = await farm.store.run(lambda: make(values, root, ids))
     verbs.added(farm.scheduler, job, ranges)
     farm.kick()
     farm.emit("job", {"id": job.id})
@@ -103,8 +104,11 @@ async def update(farm: Farm, req: Request) -> list[dict[str, Any]]:
         # Out of the queue while its rows are replaced; read back once they are.
         held = {job.id: verbs.deleted(farm.scheduler, [job.id]) for job in targets}
     ids = farm.scheduler.new_chunk_ids
+    values = (
+        await jobs.with_header_version(req.values) if "blend_file" in req.values else req.values
+    )
     try:
-        rows = await farm.store.run(lambda: changes.update(Job, req.filters, req.values, ids))
+        rows = await farm.store.run(lambda: changes.update(Job, req.filters, values, ids))
     finally:
         if held:
             verbs.reloaded(farm.scheduler, list(held))

@@ -121,9 +121,7 @@ def _update_job(job: Job, data: dict[str, Any], chunk_ids: jobs.ChunkIds | None)
         if data.pop("blocklist") != []:
             raise InvalidValue("'blocklist' can only be cleared: send []")
         blocklist.clear(job.id)
-    jobs.check_versions(data)
-    if "blend_file" in data:
-        jobs.read_file_version(data)
+    jobs.check_versions(data)  # the new file's header was read before (with_header_version)
     for key, value in data.items():
         setattr(job, key, value)
     if {"frame_start", "frame_end", "chunk_size"} & set(data):

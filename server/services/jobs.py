@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,16 +80,30 @@ def check_versions(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def read_file_version(data: dict[str, Any]) -> None:
-    """When the server can see the job's .blend, the version in its header wins over what the
-    submitter said (run off the loop: it reads the file)."""
-    path = data.get("blend_file")
-    if not path or not os.path.isfile(path):
-        return
+def header_version(path: Any) -> str | None:
+    """The Blender series in the header of the .blend at `path`, when the server can see it
+    (None when it cannot); InvalidValue for a file that is not a .blend. It reads the file:
+    call it off the loop and off the writer (`with_header_version`)."""
+    if not isinstance(path, str) or not path or not os.path.isfile(path):
+        return None
     try:
-        data["file_version"] = str(read_version(path).series)
+        return str(read_version(path).series)
     except BlendFileError as exc:
         raise InvalidValue(f"'blend_file': {exc}") from None
+
+
+async def with_header_version(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with `file_version` from the header of their `blend_file`, which wins over what
+    the submitter said, read in a worker thread."""
+    version = await asyncio.to_thread(header_version, values.get("blend_file"))
+    return values if version is None else {**values, "file_version": version}
+
+
+def read_file_version(data: dict[str, Any]) -> None:
+    """For a job whose file the request did not name (it is the shot's): its header, if no
+    version came with the values."""
+    if not data.get("file_version") and (version := header_version(data.get("blend_file"))):
+        data["file_version"] = version
 
 
 def submit_rows(
