@@ -11,6 +11,7 @@ import logging
 import socket
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,6 +102,22 @@ def data_of(answer: Any, address: str, has_token: bool, what: str = "the request
     return answer.get("data")
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A checked submit: the job the farm made (None: held for the artist) and the warning."""
+
+    job: dict[str, Any] | None
+    warning: str = ""
+
+
+def must_confirm(check: dict[str, Any]) -> bool:
+    """Nodes are online, but none can render the job (its Blender, auto-exec): ask first. With
+    no node online the job is sent (it waits for a node, as the warning says)."""
+    nodes = check.get("nodes") if isinstance(check.get("nodes"), dict) else {}
+    assert isinstance(nodes, dict)
+    return bool(nodes.get("enabled")) and not nodes.get("able")
+
+
 class FarmClient:
     """One farm's HTTP API; cheap to make, so the worker makes one per task."""
 
@@ -163,6 +180,23 @@ class FarmClient:
         if not isinstance(job, dict) or not isinstance(job.get("id"), int):
             raise FarmAnswerError(f"The farm at {self.address} took the job but sent back no id")
         return job
+
+    def check(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The farm's `job check` of a submit request: its file version and its nodes."""
+        check = {"item": "job", "action": "check", "values": request["values"]}
+        data = self.call(check, "the job")
+        if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+            raise FarmAnswerError(f"The farm at {self.address} sent a check the add-on cannot read")
+        return data
+
+    def submit_checked(self, request: dict[str, Any], anyway: bool = False) -> Submitted:
+        """Check, then submit, unless nodes are online and none can render the file (then the
+        artist decides: `anyway`). A round trip more than `submit`, for a warning in time."""
+        check = self.check(request)
+        warning = str(check.get("warning") or "")
+        if must_confirm(check) and not anyway:
+            return Submitted(None, warning)
+        return Submitted(self.submit(request), warning)
 
     def job_verb(self, job_id: int, verb: str) -> Any:
         if verb not in ("pause", "resume", "cancel"):

@@ -63,6 +63,17 @@ def draw_submit(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row = layout.row()
     row.scale_y = 1.4
     row.operator("brender.submit_job", icon="EXPORT")
+    held = farm.board.held_for(bpy.data.filepath)
+    if held:  # the last submit found no node that can render this file
+        box = layout.box()
+        wrapped(box.column(align=True), held, "ERROR")
+        box.operator("brender.submit_job", text="Submit Anyway", icon="EXPORT").anyway = True
+
+
+def wrapped(col: bpy.types.UILayout, text: str, icon: str, width: int = 40) -> None:
+    """A long message as lines of a column; the icon on the first."""
+    for i, line in enumerate(textwrap.wrap(text, width)):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")  # type: ignore[arg-type]
 
 
 class BRENDER_PT_submit(bpy.types.Panel):
@@ -101,7 +112,11 @@ def draw_job(layout: bpy.types.UILayout, job: jobs.JobView) -> None:
     row.label(text=job.status.title())
     where = " / ".join(p for p in (job.project, job.sequence, job.shot) if p)
     box.label(text=f"{where}   frames {job.frame_start}-{job.frame_end}")
+    if job.blender_text:
+        box.label(text=job.blender_text, icon="BLENDER")
     box.progress(factor=job.progress, text=job.frames_text)
+    if job.waiting:
+        wrapped(box.column(align=True), f"Waiting: {job.waiting}", "TIME", 60)
     if job.error:
         box.label(text=job.error[:120], icon="ERROR")
     row = box.row(align=True)
@@ -128,9 +143,7 @@ class BRENDER_PT_jobs(bpy.types.Panel):
         row.label(text=board.address or "The farm", icon="NETWORK_DRIVE")
         row.operator("brender.refresh_jobs", text="", icon="FILE_REFRESH")
         if board.error:
-            col = layout.box().column(align=True)
-            for i, line in enumerate(textwrap.wrap(board.error, 40)):
-                col.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
+            wrapped(layout.box().column(align=True), board.error, "ERROR")
         shown = board.snapshot.jobs[:MAX_JOBS_SHOWN]
         if not shown:
             pending = board.refreshed_at == float("-inf")

@@ -39,6 +39,10 @@ class JobView:
     frame_end: int = 0
     priority: int = 50
     error: str = ""
+    file_version: str = ""  # the Blender that saved the file ("4.5"), when the farm knows it
+    blender: str = ""  # the Blender the job asks for (">=4.2"), if any
+    autoexec: bool = False  # the file's Python drivers and scripts run
+    waiting: str = ""  # why no online node may take its frames now ("needs Blender ≥ 4.5; …")
 
     @property
     def can_pause(self) -> bool:
@@ -51,6 +55,16 @@ class JobView:
     @property
     def can_cancel(self) -> bool:
         return self.status not in FINAL
+
+    @property
+    def blender_text(self) -> str:
+        """ "Blender 4.5 file · asks for >=4.2 · runs its scripts", or "" when nothing is known."""
+        parts = [f"Blender {self.file_version} file"] if self.file_version else []
+        if self.blender:
+            parts.append(f"asks for Blender {self.blender}")
+        if self.autoexec:
+            parts.append("runs its scripts")
+        return " · ".join(parts)
 
     @property
     def frames_text(self) -> str:
@@ -122,6 +136,10 @@ def parse_job(row: Any) -> JobView:
         frame_end=_int(row, "frame_end"),
         priority=_int(row, "priority", 50),
         error=str(row.get("error") or ""),
+        file_version=str(row.get("file_version") or ""),
+        blender=str(row.get("blender") or ""),
+        autoexec=row.get("autoexec") is True,
+        waiting=str(row.get("waiting") or ""),
     )
 
 
@@ -178,6 +196,8 @@ class Board:
     seen_at: float = -math.inf
     pending: int = 0  # the ticket of the refresh in flight, 0 when none
     stale: bool = False  # refresh at the next chance (after a submit or a pause, …)
+    held: str = ""  # why the last submit of `held_file` was not sent (no node can render it)
+    held_file: str = ""
 
     def seen(self, now: float) -> None:
         """A panel showing jobs was drawn: keep refreshing while it stays on screen."""
@@ -194,6 +214,13 @@ class Board:
         self.error = error
         if snapshot is not None:
             self.snapshot = snapshot
+
+    def hold(self, blend_file: str, why: str) -> None:
+        """A submit of this file waits for the artist's word (Submit Anyway); "" clears it."""
+        self.held, self.held_file = why, blend_file if why else ""
+
+    def held_for(self, blend_file: str) -> str:
+        return self.held if self.held and same_file(self.held_file, blend_file) else ""
 
     def reset(self) -> None:
         """Forget everything (the add-on is being disabled, or the farm changed)."""

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import bpy
-from bpy.props import EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty
 
-from . import comms, farm, payload, properties
-from .client import DEFAULT_TIMEOUT
+from . import comms, farm, payload, properties, python_use
+from .client import DEFAULT_TIMEOUT, Submitted
 from .errors import FarmError
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ class FarmOperator(bpy.types.Operator):
         """Read what the request needs from Blender; answer the task the worker runs."""
         raise NotImplementedError
 
-    def done(self, context: bpy.types.Context, data: Any) -> None:
+    def done(self, context: bpy.types.Context, data: Any) -> Result | None:
+        """Report the answer; None means {"FINISHED"}."""
         raise NotImplementedError
 
     def _post(self, context: bpy.types.Context) -> bool:
@@ -64,8 +65,7 @@ class FarmOperator(bpy.types.Operator):
         if not reply.ok:
             self.report({"ERROR"}, reply.error)
             return {"CANCELLED"}
-        self.done(context, reply.data)
-        return {"FINISHED"}
+        return self.done(context, reply.data) or {"FINISHED"}
 
     def execute(self, context: bpy.types.Context) -> Result:
         if not self._post(context):
@@ -102,6 +102,14 @@ class BRENDER_OT_submit_job(FarmOperator):
     bl_label = "Submit to Farm"
     bl_options = {"REGISTER"}
     kind = "submit"
+    _file = ""
+    _python_note = ""
+
+    anyway: BoolProperty(
+        name="Submit Anyway",
+        description="Send the job even though no online node can render it now (it waits)",
+        options={"SKIP_SAVE"},
+    )
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -112,19 +120,34 @@ class BRENDER_OT_submit_job(FarmOperator):
         assert scene is not None
         if not bpy.data.filepath:
             raise FarmError("Save the file first: the farm renders a saved .blend file")
-        request = payload.submit_request(properties.settings(scene))
-        client = farm.client()
+        settings = properties.settings(scene)
+        request = payload.submit_request(settings)
+        client, anyway = farm.client(), bool(self.anyway)
+        self._file = bpy.data.filepath
+        self._python_note = "" if settings.autoexec else python_use.warning(bpy.data)
         if bpy.data.is_dirty:
             try:
                 bpy.ops.wm.save_mainfile()
             except RuntimeError as exc:
                 raise FarmError(f"The file was not sent: saving it failed ({exc})") from exc
-        return lambda: client.submit(request)
+        return lambda: client.submit_checked(request, anyway)
 
-    def done(self, context: bpy.types.Context, data: Any) -> None:
-        frames = data.get("frames", {}).get("total", "?")
-        state = " (paused)" if data.get("status") == "paused" else ""
-        self.report({"INFO"}, f"Farm job {data['id']} submitted{state}: {frames} frames")
+    def done(self, context: bpy.types.Context, data: Any) -> Result | None:
+        assert isinstance(data, Submitted)
+        if data.job is None:  # nodes are online, none can render it: the artist decides
+            farm.board.hold(self._file, data.warning)
+            self.report({"WARNING"}, f"Not submitted: {data.warning} Or press Submit Anyway.")
+            return {"CANCELLED"}
+        farm.board.hold(self._file, "")
+        job = data.job
+        frames = job.get("frames", {}).get("total", "?")
+        state = " (paused)" if job.get("status") == "paused" else ""
+        said = f"Farm job {job['id']} submitted{state}: {frames} frames"
+        notes = [n for n in (data.warning, self._python_note) if n]
+        self.report(
+            {"WARNING"} if notes else {"INFO"}, " ".join([f"{said}.", *notes]) if notes else said
+        )
+        return None
 
 
 class BRENDER_OT_test_connection(FarmOperator):

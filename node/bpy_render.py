@@ -250,11 +250,23 @@ def run(argv: Sequence[str]) -> int:
         import bpy  # noqa: F401 (imported here: parse errors need no 3-second import)
     except ImportError as exc:
         raise Fail(f"the bpy module is not installed ({exc}): pip install 'brender[bpy]'") from None
-    scene = open_file(opts)
-    apply_settings(scene, opts)
-    for frame in frames_to_render(scene, opts):
-        render_frame(scene, frame)
+    try:
+        scene = open_file(opts)
+        apply_settings(scene, opts)
+        for frame in frames_to_render(scene, opts):
+            render_frame(scene, frame)
+    finally:
+        unload()
     return 0
+
+
+def unload() -> None:
+    """Close the file before Python exits: bpy 4.5 hangs at exit, after the last frame is
+    saved, while a file with a Python driver is still open (auto-exec or not)."""
+    import bpy
+
+    with contextlib.suppress(Exception):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,7 @@ ACTIONS = (
     "update",
     "delete",
     "submit",
+    "check",
     "pause",
     "resume",
     "cancel",
@@ -65,7 +66,7 @@ Routes = dict[tuple[str, str], Handler]
 ROUTES: Routes = {}
 """The dispatcher's table, filled once by `install` (server/actions builds it)."""
 
-READS = frozenset({"read", "status", "info"})
+READS = frozenset({"read", "status", "info", "check"})
 """Actions that change nothing; every other one is answered only once its change is durable."""
 
 

@@ -127,12 +127,16 @@ class Farm:
         node = self.nodes.get(client_id)
         return None if node is None else blender_for(node.blenders, job)
 
+    def online_blenders(self) -> list[NodeBlenders]:
+        """The Blenders of each node that may take work now (connected and enabled)."""
+        return [n.blenders for n in self.nodes.values() if n.enabled]
+
     def waiting(self, job_id: int) -> str | None:
         """Why this job's queued frames wait for a node (its Blender, auto-exec), or None."""
         job = self.scheduler.jobs.get(job_id)
         if job is None:
             return None
-        return waiting(job, (n.blenders for n in self.nodes.values() if n.enabled))
+        return waiting(job, self.online_blenders())
 
     # -- nodes coming and going ---------------------------------------------------------------
 

@@ -9,11 +9,12 @@ read the file), may ask for a Blender (`job.blender`) and may need auto-exec. Th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from brender import blendfile, messages
-from brender.blendfile import Version
+from brender.blendfile import Requirement, Version
 from brender.server.live import LiveJob
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,30 @@ AUTOEXEC_WAIT = (
     "needs a node started with --allow-autoexec (the job runs the file's Python scripts);"
     " no online node allows it"
 )
+
+
+BPY_NEWEST = Version(5, 0)
+"""The newest Blender on PyPI as `bpy` (for the advice to add a `--blender bpy` node)."""
+
+
+class Needs(Protocol):
+    """What a job asks of a node's Blender: a live job, or one not yet submitted (`Wants`)."""
+
+    @property
+    def file_version(self) -> Version | None: ...
+    @property
+    def requirement(self) -> Requirement | None: ...
+    @property
+    def autoexec(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Wants:
+    """The needs of a job about to be submitted (`job check`)."""
+
+    file_version: Version | None = None
+    requirement: Requirement | None = None
+    autoexec: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,7 +71,7 @@ class NodeBlenders:
         return cls(tuple(versions), tuple(names), hello.allow_autoexec)
 
 
-def blender_for(node: NodeBlenders, job: LiveJob) -> str | None:
+def blender_for(node: NodeBlenders, job: Needs) -> str | None:
     """The version of the node's Blender to render the job with ("" for a node that named no
     Blender), or None when the node may not render it."""
     if job.autoexec and not node.allow_autoexec:
@@ -65,11 +90,43 @@ def waiting(job: LiveJob, online: Iterable[NodeBlenders]) -> str | None:
     has nothing queued, or is paused)."""
     if not job.queue or not job.dispatchable:
         return None
-    nodes = list(online)
-    if any(blender_for(node, job) is not None for node in nodes):
+    return reason(job, list(online))
+
+
+def reason(job: Needs, online: Sequence[NodeBlenders]) -> str | None:
+    """Why none of these nodes may render the job ("needs Blender ≥ 4.5; online nodes have
+    3.4.1"), or None when one may."""
+    if any(blender_for(node, job) is not None for node in online):
         return None
-    if job.autoexec and not any(node.allow_autoexec for node in nodes) and nodes:
+    if job.autoexec and online and not any(node.allow_autoexec for node in online):
         return AUTOEXEC_WAIT
-    pool = [n for n in nodes if n.allow_autoexec or not job.autoexec]
-    versions = [v for n in pool for v in n.versions]
-    return blendfile.waiting_reason(job.file_version, job.requirement, versions)
+    return blendfile.waiting_reason(job.file_version, job.requirement, _versions(job, online))
+
+
+def _versions(job: Needs, online: Sequence[NodeBlenders]) -> list[Version]:
+    """The Blenders of the nodes that would take the job but for their versions."""
+    return [v for n in online if n.allow_autoexec or not job.autoexec for v in n.versions]
+
+
+def advice(job: Needs, online: Sequence[NodeBlenders]) -> str | None:
+    """What to tell an artist about to submit, in words, or None when an online node can render
+    the job. The add-on and `job check` show it as it is."""
+    if not online:
+        return "No node is online: the job will wait until one joins."
+    if reason(job, online) is None:
+        return None
+    if job.autoexec and not any(node.allow_autoexec for node in online):
+        return (
+            "No node on the farm runs a file's Python scripts: start one with --allow-autoexec,"
+            " or turn off Auto Run Python Scripts to render without them."
+        )
+    have = ", ".join(str(v) for v in sorted(set(_versions(job, online)))) or "no Blender named"
+    fv, req = job.file_version, job.requirement
+    if req is None and fv is not None:
+        bpy = " or `--blender bpy`" if fv.series <= BPY_NEWEST else ""
+        return (
+            f"No node on the farm can open files from Blender {fv.series}: nodes have {have}."
+            f" Add a node with Blender {fv.series}{bpy}."
+        )
+    needs = "any Blender" if req is None else req.describe()
+    return f"No node on the farm has {needs}: nodes have {have}. Add a node with that Blender."

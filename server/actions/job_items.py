@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from brender.server import verbs
+from brender.blendfile import Requirement, Version
+from brender.server import verbs, versions
 from brender.server.api import Request, Routes
 from brender.server.errors import Conflict
 from brender.server.farm import Farm
@@ -28,6 +29,31 @@ def _job_dicts(farm: Farm, ids: list[int]) -> list[dict[str, Any]]:
 
 async def submit(farm: Farm, req: Request) -> dict[str, Any]:
     return await _new_job(farm, req, jobs.check_submit, jobs.submit_rows)
+
+
+async def check(farm: Farm, req: Request) -> dict[str, Any]:
+    """What `submit` would say of these values, and whether an online node can render the job,
+    without writing anything (the add-on asks before it submits)."""
+    data = jobs.check_submit(dict(req.values))
+    data = await jobs.with_header_version(data)
+    wants = versions.Wants(
+        Version.parse(data["file_version"]) if data.get("file_version") else None,
+        Requirement.parse(data["blender"]) if data.get("blender") else None,
+        bool(data.get("autoexec")),
+    )
+    online = farm.online_blenders()
+    return {
+        "file_version": data.get("file_version"),
+        "blender": data.get("blender"),
+        "autoexec": wants.autoexec,
+        "nodes": {
+            "enabled": len(online),
+            "able": sum(versions.blender_for(n, wants) is not None for n in online),
+            "blenders": sorted({name for n in online for name in n.names}, key=Version.parse),
+        },
+        "waiting": versions.reason(wants, online),
+        "warning": versions.advice(wants, online),
+    }
 
 
 async def create(farm: Farm, req: Request) -> dict[str, Any]:
@@ -166,6 +192,7 @@ async def requeue_frames(farm: Farm, req: Request) -> list[dict[str, Any]]:
 
 ROUTES: Routes = {
     ("job", "submit"): submit,
+    ("job", "check"): check,
     ("job", "create"): create,
     ("job", "read"): read,
     ("job", "update"): update,

@@ -100,6 +100,33 @@ def test_submit_read_and_verbs_on_a_live_farm(server: ServerProcess, tmp_path: P
     assert status["version"] and "clients" in status
 
 
+def test_a_checked_submit_with_no_node_online_is_sent_with_a_warning(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    farm = client.FarmClient(address(server))
+    request = payload.submit_request(settings(str(tmp_path / "c.blend"), file_version="4.5",
+                                              shot="checked"))  # fmt: skip
+    check = farm.check(request)
+    assert (check["file_version"], check["nodes"]) == ("4.5", {"enabled": 0, "able": 0,
+                                                               "blenders": []})  # fmt: skip
+    done = farm.submit_checked(request)
+    assert done.job is not None and done.job["file_version"] == "4.5"
+    assert done.warning == "No node is online: the job will wait until one joins."
+    with pytest.raises(FarmRefused, match="'file_version'"):
+        farm.check(payload.submit_request(settings("/a.blend", file_version="four")))
+
+
+@pytest.mark.parametrize(
+    ("nodes", "confirm"),
+    [({"enabled": 2, "able": 0}, True), ({"enabled": 2, "able": 1}, False),
+     ({"enabled": 0, "able": 0}, False), (None, False)],
+)  # fmt: skip
+def test_the_artist_confirms_only_when_online_nodes_cannot_render_it(
+    nodes: dict[str, int] | None, confirm: bool
+) -> None:
+    assert client.must_confirm({"nodes": nodes}) is confirm
+
+
 def test_the_farms_own_validation_message_comes_through(server: ServerProcess) -> None:
     farm = client.FarmClient(address(server))
     request = payload.submit_request(settings("/films/a.blend"))

@@ -158,3 +158,48 @@ def test_node_renders_the_submitted_job(addon_zip: Path, server: ServerProcess, 
     assert ["progress", 1.0, "4/4 frames"] in out["drawn_jobs"]
     assert sorted(p.name for p in out_dir.glob("*.png")) == [f"{n:04d}.png" for n in range(1, 5)]
     assert out["end"] == NOTHING_LEFT
+
+
+def labels(drawn: list[list[Any]]) -> str:
+    return " ".join(entry[1] for entry in drawn if entry[0] == "label")
+
+
+@pytest.mark.blender
+def test_the_artist_hears_that_no_node_can_open_the_file(addon_zip: Path, server: ServerProcess,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    blend = tmp_path / "proj" / "new.blend"
+    blend.parent.mkdir()
+    node = NodeProcess(server.master, "debian", tmp_path / "node").start()  # Blender 3.4 only
+    try:
+        wait_for(lambda: any(c["online"] for c in server.http(
+            {"item": "client", "action": "read"})["data"]), 60, what="the node online")  # fmt: skip
+        out = run_bpy("versions", {"zip": str(addon_zip), "address": address(server),
+                                   "blend": str(blend)}, tmp_path / "home")  # fmt: skip
+        log = node.log()
+        [job] = server.http({"item": "job", "action": "read",
+                             "filters": {"blend_file": str(blend)}})["data"]  # fmt: skip
+    finally:
+        node.stop()
+    words = ("No node on the farm can open files from Blender 4.5: nodes have 3.4.1. "
+             "Add a node with Blender 4.5 or `--blender bpy`.")  # fmt: skip
+    # First press: nothing is sent; the status bar and the panel say why, in words.
+    assert out["held"]["result"] == ["CANCELLED"], out["output"]
+    assert f"Not submitted: {words}" in out["output"]
+    assert out["held_text"] == words
+    assert words in labels(out["drawn_submit"])
+    assert out["drawn_submit"].count(["operator", "brender.submit_job"]) == 2  # + Submit Anyway
+    assert out["jobs_when_held"] == []  # the farm's own record, read from Blender
+    # Submit Anyway: sent, with the warning about the Python driver that will not run.
+    assert out["anyway"]["result"] == ["FINISHED"], out["output"]
+    assert "Python driver (Cube location[2])" in out["output"]
+    assert out["held_after"] == ""
+    assert (job["status"], job["file_version"], job["autoexec"]) == ("queued", "4.5", False)
+    assert job["waiting"] == "needs Blender ≥ 4.5; online nodes have 3.4.1"
+    # The jobs panel shows the file's Blender and why the job waits.
+    assert out["jobs"][0]["waiting"] == job["waiting"]
+    drawn = labels(out["drawn_jobs"])
+    assert "Blender 4.5 file" in drawn and f"Waiting: {job['waiting']}" in drawn
+    assert "Submit Anyway" not in str(out["drawn_submit_after"])
+    assert out["drawn_submit_after"].count(["operator", "brender.submit_job"]) == 1
+    assert "chunk " not in log  # the node was given nothing
+    assert out["end"] == NOTHING_LEFT

@@ -30,6 +30,28 @@ def test_a_job_row() -> None:
     assert job.can_pause and job.can_cancel and not job.can_resume
 
 
+def test_what_the_job_needs_of_a_blender_and_why_it_waits() -> None:
+    row = {**ROW, "file_version": "4.5", "blender": ">=4.2", "autoexec": True,
+           "waiting": "needs Blender ≥ 4.5; online nodes have 3.4.1"}  # fmt: skip
+    job = jobs.parse_job(row)
+    assert job.blender_text == "Blender 4.5 file · asks for Blender >=4.2 · runs its scripts"
+    assert job.waiting == "needs Blender ≥ 4.5; online nodes have 3.4.1"
+    plain = jobs.parse_job({**ROW, "file_version": None, "waiting": None, "autoexec": "yes"})
+    assert (plain.blender_text, plain.waiting, plain.autoexec) == ("", "", False)
+
+
+def test_a_held_submit_belongs_to_its_file() -> None:
+    board = jobs.Board()
+    board.hold("/a/shot.blend", "No node on the farm can open files from Blender 4.5")
+    assert board.held_for("/a/shot.blend").startswith("No node")
+    assert board.held_for("/a/other.blend") == "" and board.held_for("") == ""
+    board.hold("/a/shot.blend", "")
+    assert board.held_for("/a/shot.blend") == ""
+    board.hold("/a/shot.blend", "held")
+    board.reset()
+    assert board.held_for("/a/shot.blend") == ""
+
+
 @pytest.mark.parametrize(
     ("status", "pause", "resume", "cancel"),
     [

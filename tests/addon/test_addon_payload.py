@@ -22,7 +22,8 @@ SETTINGS = payload.SubmitSettings(
 def test_the_plain_modules_import_without_blender() -> None:
     # In a fresh Python where `import bpy` fails, as on a machine without Blender.
     code = ("import sys; sys.modules['bpy'] = None; "
-            "import addon, addon.payload, addon.client, addon.jobs, addon.comms, addon.errors")  # fmt: skip
+            "import addon, addon.payload, addon.client, addon.jobs, addon.comms, addon.errors, "
+            "addon.python_use")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], cwd=addon_harness.ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr

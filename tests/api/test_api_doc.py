@@ -32,6 +32,9 @@ STABLE = {
     "online",
     "busy",
     "version",
+    "waiting",
+    "warning",
+    "able",
 }
 
 
