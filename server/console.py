@@ -12,12 +12,10 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tornado.iostream import IOStream
-
 from brender import __version__, wire
 from brender.server import api
+from brender.server.conn import Connection
 from brender.server.farm import Farm
-from brender.server.lines import LineReader
 
 GREETING_DELAY = 0.4
 """A client that has said nothing after this long is taken for a person and greeted."""
@@ -42,10 +40,10 @@ commands:
 JSON requests (a line starting with '{') are answered as on any API connection."""
 
 
-async def first_line(reader: LineReader) -> tuple[asyncio.Task[bytes], bool]:
+async def first_line(conn: Connection) -> tuple[asyncio.Task[bytes], bool]:
     """Start reading the connection's first line; answers the read and whether it arrived
     within `GREETING_DELAY` (if not, a person is probably waiting for a prompt)."""
-    task = asyncio.ensure_future(reader.readline())
+    task = asyncio.ensure_future(conn.readline())
     done, _ = await asyncio.wait({task}, timeout=GREETING_DELAY)
     return task, bool(done)
 
@@ -83,11 +81,10 @@ def _cell(value: Any) -> str:
 
 
 class Console:
-    def __init__(self, farm: Farm, stream: IOStream, reader: LineReader, peer: str) -> None:
+    def __init__(self, farm: Farm, conn: Connection) -> None:
         self.farm = farm
-        self.stream = stream
-        self.reader = reader
-        self.peer = peer
+        self.conn = conn
+        self.peer = conn.peer
         self.caller = api.Caller(transport="console")
         self.commands: dict[str, Callable[[list[str]], Awaitable[str]]] = {
             "help": self._help,
@@ -109,12 +106,12 @@ class Console:
         while True:
             text = line.decode("utf-8", "replace").strip()
             if text in ("quit", "exit"):
-                await self.stream.write(b"bye\r\n")
+                await self.conn.send(b"bye\r\n")
                 return
             reply = await self.execute(text) if text else ""
             out = (reply.replace("\n", "\r\n") + "\r\n") if reply else ""
-            await self.stream.write(out.encode() + PROMPT)
-            line = await self.reader.readline()
+            await self.conn.send(out.encode() + PROMPT)
+            line = await self.conn.readline()
 
     async def execute(self, text: str) -> str:
         if text.startswith("{"):

@@ -18,7 +18,7 @@ from brender.server.farm import Farm, FarmSettings
 from brender.server.http import MAX_BODY, make_app
 from brender.server.local_node import LocalNode
 from brender.server.store import Store
-from brender.server.tcp import FarmTCPServer
+from brender.server.tcp import FarmTCP
 
 log = logging.getLogger("brender.server")
 
@@ -49,9 +49,9 @@ async def serve(config: ServerConfig) -> int:
     )
     farm.start()
 
-    tcp = FarmTCPServer(farm)
+    tcp = FarmTCP(farm)
     tcp_sockets = bind_sockets(config.tcp_port, address=config.host)
-    tcp.add_sockets(tcp_sockets)
+    await tcp.listen(tcp_sockets)
     http = HTTPServer(make_app(farm), max_body_size=MAX_BODY + 1024 * 1024, xheaders=False)
     http_sockets = bind_sockets(config.http_port, address=config.host)
     http.add_sockets(http_sockets)

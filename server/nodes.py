@@ -10,7 +10,6 @@ names the chunk and the returning master gives it back to it), carrying the last
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -18,13 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado.iostream import IOStream, StreamClosedError
-
 from brender import __version__, messages, wire
 from brender.server.api import token_ok
+from brender.server.conn import Connection
 from brender.server.errors import FarmError
 from brender.server.farm import Farm
-from brender.server.lines import LineReader, LineTooLong
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +37,10 @@ class _Outgoing:
 
 
 class NodeSession:
-    def __init__(self, stream: IOStream, reader: LineReader, farm: Farm, address: str) -> None:
-        self.stream = stream
-        self.reader = reader
+    def __init__(self, conn: Connection, farm: Farm) -> None:
+        self.conn = conn
         self.farm = farm
-        self.address = address
+        self.address = conn.peer
         self.client_id: int | None = None
         self.name = ""
         self.replaced = False
@@ -100,17 +96,10 @@ class NodeSession:
         self._write(b"".join(lines))
 
     def _write(self, data: bytes) -> None:
-        if not data or self.stream.closed():
-            return
-        future = self.stream.write(data)
-        # A closed stream is handled by run(); retrieve the error so nothing logs it.
-        if future.done():
-            future.exception()  # written at once, the usual case: no callback to schedule
-        else:
-            future.add_done_callback(lambda f: f.exception())
+        self.conn.write(data)  # straight to the socket; a closed connection drops it
 
     def close(self) -> None:
-        self.stream.close()
+        self.conn.close()
 
     async def system(self, command: str, timeout: float = 5.0) -> messages.SystemReply:
         """Ask the node a `system` question and wait for its answer."""
@@ -150,27 +139,25 @@ class NodeSession:
         self.send(messages.Welcome(client_id, self.farm.settings.heartbeat, __version__))
         reason = "connection closed"
         try:
-            while True:
-                lines = await self.reader.readlines()
-                self.last_heard = time.monotonic()
-                for line in lines:
-                    if line.strip():
-                        self._handle(line)
-        except StreamClosedError:
-            pass
-        except LineTooLong:
-            reason = "sent a line over the size cap"
+            # Lines are handled as they arrive, in the call that read them (server/conn.py).
+            self.conn.push_to(self._on_lines)
+            reason = await self.conn.wait_closed()
         finally:
-            self.stream.close()
+            self.conn.close()
             for future in self._pending.values():
                 future.cancel()
             self.farm.node_left(self, reason)
 
+    def _on_lines(self, lines: list[bytes]) -> None:
+        """Every whole line the node sent that one read brought."""
+        self.last_heard = time.monotonic()
+        for line in lines:
+            if line.strip():
+                self._handle(line)
+
     async def _refuse(self, code: str, text: str) -> None:
         self.send(messages.Error(code, text))
-        with contextlib.suppress(StreamClosedError):
-            await self.stream.write(b"")
-        self.stream.close()
+        self.conn.close()  # the transport sends what it holds, then closes
 
     def _handle(self, line: bytes) -> None:
         try:

@@ -1,84 +1,83 @@
 """The TCP listener (default port 6000): API clients, render nodes and people with telnet.
 
 The first line decides who is on the other end: a `hello` is a node, any other JSON object an
-API client, anything else a person at the console. The handler only frames lines, caps their
-size and hands them on.
+API client, anything else a person at the console. The connection (server/conn.py) only frames
+lines, caps their size and hands them on.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
+import socket
 from typing import Any
-
-from tornado.iostream import IOStream, StreamClosedError
-from tornado.tcpserver import TCPServer
 
 from brender import wire
 from brender.server import api, console
+from brender.server.conn import Connection, LineTooLong
 from brender.server.farm import Farm
-from brender.server.lines import LineReader, LineTooLong
 from brender.server.nodes import NodeSession
 
 log = logging.getLogger(__name__)
 
 
-class FarmTCPServer(TCPServer):
-    def __init__(self, farm: Farm) -> None:
-        super().__init__(max_buffer_size=4 * wire.MAX_LINE)
-        self.farm = farm
+class FarmTCP:
+    """What serves each connection of the TCP port (asyncio Protocols, server/conn.py)."""
 
-    async def handle_stream(self, stream: IOStream, address: Any) -> None:
-        peer = _peer(address)
-        # Small lines both ways: without this an order written after a pong waits for the
-        # peer's delayed ACK (~40 ms at p99 in bench dispatch-latency).
-        stream.set_nodelay(True)
-        reader = LineReader(stream)
+    def __init__(self, farm: Farm) -> None:
+        self.farm = farm
+        self.servers: list[asyncio.Server] = []
+
+    async def listen(self, sockets: list[socket.socket]) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            server = await loop.create_server(lambda: Connection(self.serve), sock=sock)
+            self.servers.append(server)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    async def serve(self, conn: Connection) -> None:
+        # asyncio sets TCP_NODELAY on its TCP sockets: small lines both ways never wait for the
+        # peer's delayed ACK (~40 ms at p99 in bench dispatch-latency without it).
         try:
-            pending, arrived = await console.first_line(reader)
+            pending, arrived = await console.first_line(conn)
             if not arrived:
                 # No console line starts with "{": a slow JSON client can skip the greeting.
-                await stream.write(console.BANNER + console.PROMPT)
+                conn.write(console.BANNER + console.PROMPT)
             first = await pending
             if not first.lstrip().startswith(b"{"):
-                await console.Console(self.farm, stream, reader, peer).run(first)
+                await console.Console(self.farm, conn).run(first)
                 return
             if not arrived:
-                await stream.write(b"\r\n")  # end the prompt's line before the first answer
+                conn.write(b"\r\n")  # end the prompt's line before the first answer
             try:
                 message = wire.decode(first)
             except wire.WireError as exc:
                 message = None
-                await stream.write(wire.encode(api.error_answer(None, exc.code, exc.message)))
+                conn.write(wire.encode(api.error_answer(None, exc.code, exc.message)))
             if message is not None and message.get("type") == "hello":
-                await NodeSession(stream, reader, self.farm, peer).run(message)
+                await NodeSession(conn, self.farm).run(message)
                 return
-            await self._serve_api(stream, reader, message)
-        except StreamClosedError:
-            pass
+            await self._serve_api(conn, message)
         except LineTooLong as exc:
-            await _last_words(stream, api.error_answer(None, "too_large", str(exc)))
-        except Exception:
-            log.exception("connection from %s failed", peer)
-        finally:
-            stream.close()
+            conn.write(wire.encode(api.error_answer(None, "too_large", str(exc))))
 
-    async def _serve_api(
-        self, stream: IOStream, reader: LineReader, first: dict[str, Any] | None
-    ) -> None:
+    async def _serve_api(self, conn: Connection, first: dict[str, Any] | None) -> None:
         caller = api.Caller(transport="tcp")
         if first is not None:
-            await stream.write(_line(await api.handle(self.farm, first, caller)))
+            await conn.send(_line(await api.handle(self.farm, first, caller)))
         while True:
-            line = await reader.readline()
+            line = await conn.readline()
             if not line.strip():
                 continue
             try:
                 request: Any = wire.loads(line)
             except wire.WireError as exc:
-                await stream.write(wire.encode(api.error_answer(None, exc.code, exc.message)))
+                await conn.send(wire.encode(api.error_answer(None, exc.code, exc.message)))
                 continue
-            await stream.write(_line(await api.handle(self.farm, request, caller)))
+            await conn.send(_line(await api.handle(self.farm, request, caller)))
 
 
 def _line(answer: dict[str, Any]) -> bytes:
@@ -98,14 +97,3 @@ def _line(answer: dict[str, Any]) -> bytes:
     small_id = "id" in answer and len(wire.encode(answer["id"])) <= 1024
     echo = {"id": answer["id"]} if small_id else None
     return wire.encode(api.error_answer(echo, "too_large", message))
-
-
-async def _last_words(stream: IOStream, message: dict[str, Any]) -> None:
-    with contextlib.suppress(StreamClosedError):
-        await stream.write(wire.encode(message))
-
-
-def _peer(address: Any) -> str:
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return str(address)
