@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -77,9 +78,11 @@ def _check_depth_and_ints(value: Any, strings: bool = False) -> None:
             raise WireError("invalid_value", f"integer {item} is out of range (|n| <= 2**53)")
 
 
-def loads(data: bytes | str, max_size: int = MAX_LINE) -> Any:
+def loads(data: bytes | str, max_size: int = MAX_LINE, walk: bool = True) -> Any:
     """Parse JSON text with brender's limits; raises `WireError` with an API error code.
-    `max_size` is the line cap, or an HTTP body's."""
+    `max_size` is the line cap, or an HTTP body's. `walk=False` leaves the tree's depth and
+    integer check (`check_tree`, the costly part for a big document) to the caller, which can
+    first refuse a request without a valid token."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if len(raw) > max_size:
         raise WireError("too_large", f"message longer than {max_size} bytes")
@@ -97,10 +100,33 @@ def loads(data: bytes | str, max_size: int = MAX_LINE) -> Any:
                     "too_large", f"JSON nested deeper than {MAX_DEPTH} levels"
                 ) from None
             raise WireError("bad_json", f"invalid JSON: {exc}") from None
-    # Deep nesting needs many brackets: only then is the tree walked.
-    if long_number or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
-        _check_depth_and_ints(value, strings=long_number)
+    if walk:
+        check_tree(value, raw)
     return value
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the raw text says about the tree's check, scanned once (a batch shares it)."""
+
+    long_number: bool
+    many_brackets: bool
+
+    @classmethod
+    def of(cls, raw: bytes) -> Scan:
+        brackets = raw.count(b"[") + raw.count(b"{")
+        return cls(_LONG_INTEGER.search(raw) is not None, brackets > MAX_DEPTH)
+
+    def check(self, value: Any) -> None:
+        """Depth, integer range and lone surrogates of `value`, parsed by `loads`."""
+        # Deep nesting needs many brackets: only then is the tree walked.
+        if self.long_number or self.many_brackets:
+            _check_depth_and_ints(value, strings=self.long_number)
+
+
+def check_tree(value: Any, raw: bytes) -> None:
+    """`Scan.of(raw).check(value)`: the check `loads(walk=False)` left out."""
+    Scan.of(raw).check(value)
 
 
 def _stdlib_loads(raw: bytes) -> Any:
@@ -118,9 +144,9 @@ def _refuse_constant(name: str) -> Any:
     raise WireError("bad_json", f"{name} is not valid JSON")
 
 
-def decode(line: bytes | str) -> dict[str, Any]:
-    """Parse one line that must hold a JSON object."""
-    value = loads(line)
+def decode(line: bytes | str, walk: bool = True) -> dict[str, Any]:
+    """Parse one line that must hold a JSON object (`walk` as for `loads`)."""
+    value = loads(line, walk=walk)
     if not isinstance(value, dict):
         raise WireError("bad_request", "a request must be a JSON object")
     return value

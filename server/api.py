@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee as pw
 
+from brender import wire
 from brender.server import budget
 from brender.server.errors import FarmError, Unauthorized, UnsupportedAction
 from brender.server.farm import Farm
@@ -184,10 +185,16 @@ def error_answer(raw: Any, code: str, message: str) -> dict[str, Any]:
     return answer(raw, False, {"code": code, "message": message})
 
 
-async def handle(farm: Farm, raw: Any, caller: Caller) -> dict[str, Any]:
-    """Answer one request object (already parsed from JSON). Never raises."""
+async def handle(
+    farm: Farm, raw: Any, caller: Caller, scan: wire.Scan | None = None
+) -> dict[str, Any]:
+    """Answer one request object (already parsed from JSON). Never raises. `scan`: of the text
+    it was parsed from with `wire.loads(walk=False)`; the tree is checked once the caller is
+    known (a costly walk for a big document comes after the token)."""
     try:
         authenticate(farm, raw, caller)
+        if scan is not None:
+            scan.check(raw)
         request = parse(raw)
         result: Any = ROUTES[(request.item, request.action)](farm, request)
         if inspect.isawaitable(result):
@@ -197,6 +204,8 @@ async def handle(farm: Farm, raw: Any, caller: Caller) -> dict[str, Any]:
         return answer(raw, True, result)
     except FarmError as exc:
         return answer(raw, False, exc.as_error())
+    except wire.WireError as exc:  # the tree's check: echo nothing of a document it refused
+        return error_answer(None, exc.code, exc.message)
     except pw.IntegrityError as exc:
         return error_answer(raw, "conflict", f"the database refused the change: {exc}")
     except Exception:

@@ -32,6 +32,12 @@ class ServerConfig:
     blender: list[str]
     """Blenders for the local node (empty: the node's own default)."""
     log_level: str
+    idle_timeout: float = 300.0
+    """Seconds an API or console connection may stay silent before it is closed."""
+    max_connections: int = 0
+    """Connections each port may hold at once (0: from the file-descriptor limit)."""
+    max_per_peer: int = 4096
+    """Connections one address may hold on each port."""
 
 
 def is_loopback(host: str) -> bool:
@@ -108,6 +114,26 @@ def parser() -> argparse.ArgumentParser:
         help="Blender for --local-node: a path, or `bpy`; again for more (default: "
         "BRENDER_BLENDER, else blender on PATH)",
     )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=float(_env("IDLE_TIMEOUT", "300") or 300),
+        help="seconds an API or console connection may send nothing before it is closed "
+        "(nodes ping; default 300)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(_env("MAX_CONNECTIONS", "0") or 0),
+        help="connections each port (TCP, HTTP) may hold at once (default: half the open-file "
+        "limit, raised to its hard limit at start, less a reserve)",
+    )
+    p.add_argument(
+        "--max-per-peer",
+        type=int,
+        default=int(_env("MAX_PER_PEER", "4096") or 4096),
+        help="connections one address may hold on each port (default 4096)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     p.add_argument("--version", action="version", version=f"brender-server {__version__}")
     return p
@@ -126,6 +152,10 @@ def load(argv: list[str] | None = None) -> ServerConfig:
             raise ConfigError(f"--{name.replace('_', '-')} must be from 0 to 65535")
     if args.node_timeout <= 0:
         raise ConfigError("--node-timeout must be positive")
+    if args.idle_timeout <= 0:
+        raise ConfigError("--idle-timeout must be positive")
+    if args.max_connections < 0 or args.max_per_peer < 1:
+        raise ConfigError("--max-connections must be 0 or more and --max-per-peer 1 or more")
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("brender")).expanduser().resolve()
     output_root = (
         Path(args.output_root).expanduser().resolve() if args.output_root else data_dir / "renders"
@@ -143,4 +173,7 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         # BRENDER_BLENDER as the node reads it: one, or several separated by the path separator.
         blender=args.blender or [b for b in (_env("BLENDER") or "").split(os.pathsep) if b],
         log_level=args.log_level.upper(),
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_per_peer=args.max_per_peer,
     )

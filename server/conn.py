@@ -36,9 +36,21 @@ Sink = Callable[[list[bytes]], None]
 class Connection(asyncio.Protocol):
     """A connection; `handler(conn)` serves it from its first byte and closes it when done."""
 
-    def __init__(self, handler: Handler, max_line: int = wire.MAX_LINE) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_line: int = wire.MAX_LINE,
+        idle: float | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.handler = handler
         self.max_line = max_line
+        self.idle = idle
+        """Seconds a peer may send nothing before it is closed (None: never; nodes are watched
+        by the farm's node timeout instead, see `push_to`)."""
+        self.on_lost = on_lost
+        self._heard = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
         self.peer = "?"
         self.transport: asyncio.Transport | None = None
         self._buffer = bytearray()
@@ -59,9 +71,27 @@ class Connection(asyncio.Protocol):
         self.peer = _peer(transport.get_extra_info("peername"))
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
+        self._heard = loop.time()
+        if self.idle is not None:
+            self._idle_timer = loop.call_later(self.idle, self._check_idle)
         self.task = loop.create_task(self._serve())
 
+    def _check_idle(self) -> None:
+        """Close a peer that has sent nothing for `idle` seconds (checked, not reset per read)."""
+        self._idle_timer = None
+        if self.idle is None or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._heard
+        if quiet >= self.idle:
+            log.debug("closing %s: nothing heard for %.0f s", self.peer, quiet)
+            self.close()
+        else:
+            self._idle_timer = loop.call_later(self.idle - quiet, self._check_idle)
+
     def data_received(self, data: bytes) -> None:
+        if self.idle is not None:
+            self._heard = asyncio.get_running_loop().time()
         self._buffer += data
         if self._sink is not None:
             self._push()
@@ -73,6 +103,12 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self.on_lost is not None:
+            self.on_lost()
+            self.on_lost = None
         self._wake()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
@@ -143,7 +179,9 @@ class Connection(asyncio.Protocol):
 
     def push_to(self, sink: Sink) -> None:
         """From now on, hand every whole line to `sink` as it arrives (lines already buffered
-        first); `wait_closed` then says how the connection ended."""
+        first); `wait_closed` then says how the connection ended. A node pings: no idle
+        timeout of this connection's own from now on."""
+        self.idle = None
         self._sink = sink
         self._push()
 
@@ -196,9 +234,3 @@ def _peer(address: Any) -> str:
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"
     return str(address)
-
-
-async def serve(handler: Handler, host: str | None, port: int, **kwargs: Any) -> asyncio.Server:
-    """Listen on `host:port`; every connection is served by `handler`."""
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: Connection(handler), host, port, **kwargs)

@@ -5,12 +5,17 @@ Handlers parse, cap sizes, authenticate and call the one dispatcher; nothing els
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream
 
 from brender import wire
 from brender.server import api, thumbs, ws
+from brender.server.accept import Gate, Listener
 from brender.server.farm import Farm
 
 MAX_BODY = 8 * wire.MAX_LINE
@@ -28,6 +33,7 @@ STATUS = {
     "too_large": 413,
     "unauthorized": 401,
     "timeout": 504,
+    "unavailable": 503,
     "internal": 500,
 }
 
@@ -59,17 +65,19 @@ class ApiHandler(tornado.web.RequestHandler):
     async def post(self) -> None:
         if len(self.request.body) > MAX_BODY:
             return self._error("too_large", f"request body over {MAX_BODY} bytes")
+        raw = self.request.body
         try:
-            body = wire.loads(self.request.body, MAX_BODY)
+            body = wire.loads(raw, MAX_BODY, walk=False)  # the walk after the token check
         except wire.WireError as exc:
             return self._error(exc.code, exc.message)
         caller = self._caller()
+        scan = wire.Scan.of(raw)
         if isinstance(body, list):
             if len(body) > MAX_BATCH:
                 return self._error("too_large", f"at most {MAX_BATCH} requests in one list")
-            answers = [await api.handle(self.farm, item, caller) for item in body]
+            answers = [await api.handle(self.farm, item, caller, scan) for item in body]
             return self._reply(answers)
-        answer = await api.handle(self.farm, body, caller)
+        answer = await api.handle(self.farm, body, caller, scan)
         status = 200 if answer["ok"] else STATUS.get(answer["error"]["code"], 400)
         self._reply(answer, status)
 
@@ -110,3 +118,33 @@ def make_app(farm: Farm) -> tornado.web.Application:
             (r"/static/(.*)", ws.PageFiles, {"path": web}),
         ],
     )
+
+
+class _CountedStream(IOStream):
+    """A connection of the HTTP port that gives its place back to the gate when it closes."""
+
+    def __init__(self, sock: socket.socket, release: Callable[[], None]) -> None:
+        super().__init__(sock, max_buffer_size=MAX_BODY + 1024 * 1024)
+        self._release: Callable[[], None] | None = release
+
+    def close(self, exc_info: Any = False) -> None:
+        super().close(exc_info)
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
+
+
+def listen_http(server: HTTPServer, sockets: list[socket.socket], gate: Gate) -> list[Listener]:
+    """Serve HTTP on `sockets` through the port's gate: connections over its caps are closed at
+    once, and running out of descriptors pauses accepting instead of spinning."""
+
+    def accepted(sock: socket.socket, peer: str) -> None:
+        stream = _CountedStream(sock, lambda: gate.release(peer))
+        server.handle_stream(stream, sock.getpeername())
+
+    body = wire.encode(api.error_answer(None, "unavailable", "too many connections; retry"))
+    refusal = (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    return [Listener(sock, gate, accepted, refusal) for sock in sockets]

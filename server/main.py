@@ -11,16 +11,21 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from brender.server import actions, api
+from brender.server.accept import Gate, port_cap, raise_fd_limit
 from brender.server.config import ConfigError, ServerConfig, load
 from brender.server.db import open_database
 from brender.server.errors import FarmError
 from brender.server.farm import Farm, FarmSettings
-from brender.server.http import MAX_BODY, make_app
+from brender.server.http import MAX_BODY, listen_http, make_app
 from brender.server.local_node import LocalNode
 from brender.server.store import Store
 from brender.server.tcp import FarmTCP
 
 log = logging.getLogger("brender.server")
+
+BACKLOG = 4096
+"""Connections the kernel queues before they are accepted: a farm of 1,000 nodes reconnecting
+at once after a restart (with Tornado's 128 the rest waited out SYN retries of 1 s and more)."""
 
 
 def _display_url(url: str) -> str:
@@ -49,12 +54,21 @@ async def serve(config: ServerConfig) -> int:
     )
     farm.start()
 
-    tcp = FarmTCP(farm)
-    tcp_sockets = bind_sockets(config.tcp_port, address=config.host)
-    await tcp.listen(tcp_sockets)
-    http = HTTPServer(make_app(farm), max_body_size=MAX_BODY + 1024 * 1024, xheaders=False)
-    http_sockets = bind_sockets(config.http_port, address=config.host)
-    http.add_sockets(http_sockets)
+    fds = raise_fd_limit()
+    cap = config.max_connections or port_cap(fds)
+    tcp = FarmTCP(farm, Gate(cap, config.max_per_peer), idle=config.idle_timeout)
+    tcp_sockets = bind_sockets(config.tcp_port, address=config.host, backlog=BACKLOG)
+    tcp.listen(tcp_sockets)
+    http = HTTPServer(
+        make_app(farm),
+        max_body_size=MAX_BODY + 1024 * 1024,
+        xheaders=False,
+        idle_connection_timeout=config.idle_timeout,
+        body_timeout=config.idle_timeout,
+    )
+    http_sockets = bind_sockets(config.http_port, address=config.host, backlog=BACKLOG)
+    http_listeners = listen_http(http, http_sockets, Gate(cap, config.max_per_peer))
+    log.info("open-file limit %d: each port takes up to %d connections", fds, cap)
     tcp_port = tcp_sockets[0].getsockname()[1]
     http_port = http_sockets[0].getsockname()[1]
 
@@ -78,7 +92,8 @@ async def serve(config: ServerConfig) -> int:
     await stop.wait()
     log.info("shutting down")
     tcp.stop()
-    http.stop()
+    for listener in http_listeners:
+        listener.close()
     if node is not None:
         await node.stop()
     farm.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 from brender import wire
 from brender.server import api, console
+from brender.server.accept import Gate, Listener
 from brender.server.conn import Connection, LineTooLong
 from brender.server.farm import Farm
 from brender.server.nodes import NodeSession
@@ -21,22 +22,46 @@ from brender.server.nodes import NodeSession
 log = logging.getLogger(__name__)
 
 
+IDLE = 300.0
+"""Seconds an API or console connection may stay silent (nodes ping; see Connection.push_to)."""
+REFUSAL = wire.encode(
+    api.error_answer(None, "unavailable", "too many connections to this farm; try again later")
+)
+
+
 class FarmTCP:
-    """What serves each connection of the TCP port (asyncio Protocols, server/conn.py)."""
+    """What serves each connection of the TCP port (asyncio Protocols, server/conn.py), let in
+    by the port's gate (server/accept.py)."""
 
-    def __init__(self, farm: Farm) -> None:
+    def __init__(self, farm: Farm, gate: Gate, idle: float = IDLE) -> None:
         self.farm = farm
-        self.servers: list[asyncio.Server] = []
+        self.gate = gate
+        self.idle = idle
+        self.listeners: list[Listener] = []
+        self._attaching: set[asyncio.Future[None]] = set()
 
-    async def listen(self, sockets: list[socket.socket]) -> None:
-        loop = asyncio.get_running_loop()
+    def listen(self, sockets: list[socket.socket]) -> None:
         for sock in sockets:
-            server = await loop.create_server(lambda: Connection(self.serve), sock=sock)
-            self.servers.append(server)
+            self.listeners.append(Listener(sock, self.gate, self._accepted, REFUSAL))
+
+    def _accepted(self, sock: socket.socket, peer: str) -> None:
+        def factory() -> Connection:
+            return Connection(self.serve, idle=self.idle, on_lost=lambda: self.gate.release(peer))
+
+        task = asyncio.ensure_future(self._attach(sock, peer, factory))
+        self._attaching.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._attaching.discard)
+
+    async def _attach(self, sock: socket.socket, peer: str, factory: Any) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(factory, sock=sock)
+        except OSError:
+            sock.close()
+            self.gate.release(peer)
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.close()
+        for listener in self.listeners:
+            listener.close()
 
     async def serve(self, conn: Connection) -> None:
         # asyncio sets TCP_NODELAY on its TCP sockets: small lines both ways never wait for the
@@ -53,31 +78,40 @@ class FarmTCP:
             if not arrived:
                 conn.write(b"\r\n")  # end the prompt's line before the first answer
             try:
-                message = wire.decode(first)
+                message = wire.decode(first, walk=False)  # an API request's: after its token
             except wire.WireError as exc:
                 message = None
                 conn.write(wire.encode(api.error_answer(None, exc.code, exc.message)))
             if message is not None and message.get("type") == "hello":
+                try:
+                    wire.check_tree(message, first)  # its token is checked by its session
+                except wire.WireError as exc:
+                    conn.write(wire.encode(api.error_answer(None, exc.code, exc.message)))
+                    return
                 await NodeSession(conn, self.farm).run(message)
                 return
-            await self._serve_api(conn, message)
+            await self._serve_api(conn, message, first)
         except LineTooLong as exc:
             conn.write(wire.encode(api.error_answer(None, "too_large", str(exc))))
 
-    async def _serve_api(self, conn: Connection, first: dict[str, Any] | None) -> None:
+    async def _serve_api(
+        self, conn: Connection, first: dict[str, Any] | None, first_text: bytes
+    ) -> None:
         caller = api.Caller(transport="tcp")
         if first is not None:
-            await conn.send(_line(await api.handle(self.farm, first, caller)))
+            scan = wire.Scan.of(first_text)
+            await conn.send(_line(await api.handle(self.farm, first, caller, scan)))
         while True:
             line = await conn.readline()
             if not line.strip():
                 continue
             try:
-                request: Any = wire.loads(line)
+                request: Any = wire.loads(line, walk=False)  # the walk after the token check
             except wire.WireError as exc:
                 await conn.send(wire.encode(api.error_answer(None, exc.code, exc.message)))
                 continue
-            await conn.send(_line(await api.handle(self.farm, request, caller)))
+            answer = await api.handle(self.farm, request, caller, wire.Scan.of(line))
+            await conn.send(_line(answer))
 
 
 def _line(answer: dict[str, Any]) -> bytes:

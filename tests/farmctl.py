@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -67,11 +68,13 @@ class ServerProcess:
         db_url: str | None = None,
         token: str | None = None,
         extra: list[str] | None = None,
+        fd_limit: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.db_url = db_url
         self.token = token
         self.extra = extra or []
+        self.fd_limit = fd_limit  # soft and hard RLIMIT_NOFILE of the server, as `ulimit -n`
         self.log_path = data_dir / "server.log"
         self.proc: subprocess.Popen[str] | None = None
         self.tcp_port = 0
@@ -99,7 +102,14 @@ class ServerProcess:
         if self.token:
             env["BRENDER_TOKEN"] = self.token
         log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the process's life)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+        limit = self.fd_limit
+
+        def limit_fds() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                                     preexec_fn=limit_fds if limit else None)  # fmt: skip
         try:
             return self._started(timeout)
         except BaseException:
