@@ -198,12 +198,6 @@ class WarmRunner:
         self._idle: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
-    @property
-    def warm_pid(self) -> int | None:
-        """The warm Blender's pid (its process group), busy or idle, or None."""
-        blender = self._current or self._warm
-        return blender.pid if blender is not None else None
-
     def command(self, order: RenderOrder, engine: Engine | None) -> list[str]:
         """The warm Blender's command line for this order's file (no frames: those are
         orders). Auto-exec is explicit before the file, as for a cold Blender."""
@@ -264,7 +258,11 @@ class WarmRunner:
         self._current = blender
         if self._canceled:  # canceled while we were starting it
             blender.kill()
-        outcome = await self._render(blender, order, on_event)
+        try:
+            outcome = await self._render(blender, order, on_event)
+        except BaseException:  # we were cancelled ourselves: leave nothing behind
+            blender.kill()
+            raise
         if isinstance(outcome, StartFailed):
             await blender.close()
             return await self._fall_back(order, on_event, job, outcome.reason)
