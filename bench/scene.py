@@ -19,10 +19,17 @@ _TIME = re.compile(r"^\s*Time:\s*(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)")
 
 
 def make_scene(
-    path: Path, frame_start: int, frame_end: int, *, samples: int, resolution: int
+    path: Path,
+    frame_start: int,
+    frame_end: int,
+    *,
+    samples: int,
+    resolution: int,
+    heavy: int = 0,
 ) -> Path:
     """Save a Cycles scene (the factory cube) at `path`. Denoising stays off: Debian's Blender
-    is built without OpenImageDenoise."""
+    is built without OpenImageDenoise. `heavy`: add a grid of heavy × heavy faces hidden from
+    the render, saved uncompressed, so that loading the file takes a while (2000: ~1 s)."""
     lines = [
         "import bpy",
         "s = bpy.context.scene",
@@ -34,7 +41,15 @@ def make_scene(
         "s.render.resolution_percentage = 100",
         f"s.frame_start = {int(frame_start)}",
         f"s.frame_end = {int(frame_end)}",
-        f"bpy.ops.wm.save_as_mainfile(filepath={str(path)!r})",
+    ]
+    if heavy:
+        lines += [
+            f"bpy.ops.mesh.primitive_grid_add(x_subdivisions={int(heavy)},"
+            f" y_subdivisions={int(heavy)}, size=50, location=(0, 0, -20))",
+            "bpy.context.active_object.hide_render = True",
+        ]
+    lines += [
+        f"bpy.ops.wm.save_as_mainfile(filepath={str(path)!r}, compress=False)",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(

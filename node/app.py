@@ -16,6 +16,7 @@ from brender.node.connection import Connection
 from brender.node.errors import NodeError, Unauthorized
 from brender.node.orders import OrderHandler
 from brender.node.runner import BlenderRunner
+from brender.node.warm import WarmRunner
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ async def run_node(
 
     Returns `EXIT_UNAUTHORIZED` when the master refuses the token (retrying is pointless) and
     `EXIT_CONFIG` when Blender or the work dir is unusable. `runner` replaces the default
-    one-Blender-per-chunk `BlenderRunner`.
+    `WarmRunner` (a Blender per file, `config.warm`) or one-Blender-per-chunk `BlenderRunner`.
     """
     try:
         engines = config.engines
@@ -58,6 +59,10 @@ async def run_node(
             engines=engines,
             allow_autoexec=config.allow_autoexec,
         )
+        if config.warm:
+            runner = WarmRunner(
+                runner, idle_timeout=config.warm_idle, memory_limit=config.warm_memory
+            )
     orders: OrderHandler | None = None
 
     def hello() -> messages.Hello:
@@ -108,6 +113,7 @@ async def run_node(
         log.info("stopping")
     stopping.cancel()
     await orders.shutdown()
+    await runner.close()
     if not serving.done():
         if connection.connected:
             await connection.settle(SHUTDOWN_FLUSH)

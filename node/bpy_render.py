@@ -220,8 +220,9 @@ def expected_files(scene: bpy.types.Scene, frame: int) -> list[str]:
         return [os.path.abspath(render.frame_path(frame=frame, view=view)) for view in views]
 
 
-def render_frame(scene: bpy.types.Scene, frame: int) -> None:
-    """Render and save one frame; bpy prints its `Fra:`, `Saved:` and `Time:` lines."""
+def render_frame(scene: bpy.types.Scene, frame: int) -> str:
+    """Render and save one frame; bpy prints its `Fra:`, `Saved:` and `Time:` lines. The
+    path written (the first view's, when views are saved one by one)."""
     import bpy
 
     render = scene.render
@@ -242,6 +243,7 @@ def render_frame(scene: bpy.types.Scene, frame: int) -> None:
     for path in files:
         if not os.path.isfile(path):
             raise Fail(f"Frame {frame} was rendered but {path!r} was not written")
+    return files[0] if files else target
 
 
 def run(argv: Sequence[str]) -> int:

@@ -1,7 +1,8 @@
 """A chunk as any runner sees it: the order in, the events and the result out.
 
-These types are all the rest of the node knows about rendering, so a different runner (a
-warm Blender that keeps the file loaded between chunks) only has to implement `Runner`.
+These types are all the rest of the node knows about rendering: the cold `BlenderRunner`
+(runner.py, a Blender per chunk) and the `WarmRunner` (warm.py, a Blender per file, fed
+chunk after chunk) both implement `Runner`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class ChunkResult:
     frames_done: list[int] = field(default_factory=list)
     error: str | None = None
     log_tail: list[str] = field(default_factory=list)
+    note: str | None = None
+    """Something the node says about how it ran the chunk (a warm Blender that could not
+    start), sent in the log tail even when the chunk went well."""
 
 
 EventCallback = Callable[[Event], None]
@@ -56,6 +60,10 @@ class Runner(Protocol):
 
     def cancel(self) -> None:
         """Stop the chunk being run (or about to start); `run` then returns `canceled`."""
+        ...
+
+    async def close(self) -> None:
+        """Stop whatever outlives a chunk (a warm Blender); the node is stopping."""
         ...
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import platformdirs
+import psutil
 
 from brender import wire
 from brender.node.errors import NodeError
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 
 DEFAULT_MASTER = f"127.0.0.1:{wire.DEFAULT_TCP_PORT}"
 BPY = "bpy"
+DEFAULT_WARM_IDLE = 60.0
+"""Seconds a warm Blender waits for the next chunk before the node stops it."""
+DEFAULT_WARM_MEMORY_SHARE = 0.75
+"""Without --warm-memory, a warm Blender using more than this share of the machine's memory
+is stopped after its chunk."""
 
 
 @dataclass
@@ -43,6 +49,12 @@ class NodeConfig:
     """Run a file's Python scripts when its job asks for it (`--allow-autoexec`)."""
     engines: list[Engine] | None = None
     """Every Blender with its version and devices (the CLI probed them); None: `run_node` does."""
+    warm: bool = False
+    """Keep one Blender per file between chunks (`--warm`, the CLI's default)."""
+    warm_idle: float | None = DEFAULT_WARM_IDLE
+    """Seconds a warm Blender may wait for a chunk (None: for ever)."""
+    warm_memory: int | None = None
+    """Bytes of resident memory above which a warm Blender is stopped (None: no limit)."""
 
     @property
     def blender_specs(self) -> list[str]:
@@ -117,6 +129,9 @@ def resolve(
     max_backoff: str | None = None,
     silence_timeout: str | None = None,
     allow_autoexec: bool | None = None,
+    warm: bool | None = None,
+    warm_idle: str | None = None,
+    warm_memory: str | None = None,
 ) -> NodeConfig:
     """Flags (the arguments) win over the environment, which wins over the defaults.
 
@@ -137,6 +152,15 @@ def resolve(
     if backoff < 0.5:
         raise NodeError("--max-backoff must be at least 0.5 seconds")
     silence = _number(silence_timeout, "--silence-timeout", float) if silence_timeout else 0
+    if warm is None:
+        warm = environ.get("BRENDER_WARM", "1").lower() not in ("0", "false", "no", "off")
+    idle_text = warm_idle or environ.get("BRENDER_WARM_IDLE")
+    idle = _number(idle_text, "--warm-idle", float) if idle_text else DEFAULT_WARM_IDLE
+    memory_text = warm_memory or environ.get("BRENDER_WARM_MEMORY")
+    if memory_text:
+        memory = int(_number(memory_text, "--warm-memory", float) * 2**20)
+    else:
+        memory = int(psutil.virtual_memory().total * DEFAULT_WARM_MEMORY_SHARE)
     return NodeConfig(
         blender=found[0],
         more_blenders=tuple(dict.fromkeys(found[1:])),
@@ -151,4 +175,7 @@ def resolve(
         threads=int(_number(threads_text, "threads", int)) if threads_text else None,
         max_backoff=backoff,
         silence_timeout=silence or None,
+        warm=warm,
+        warm_idle=idle or None,
+        warm_memory=memory or None,
     )

@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 EPILOG = """\
 Each flag falls back to an environment variable (BRENDER_MASTER, BRENDER_BLENDER,
-BRENDER_NODE_NAME, BRENDER_WORK_DIR, BRENDER_TOKEN, BRENDER_THREADS, BRENDER_ALLOW_AUTOEXEC),
-then to its default.
+BRENDER_NODE_NAME, BRENDER_WORK_DIR, BRENDER_TOKEN, BRENDER_THREADS, BRENDER_ALLOW_AUTOEXEC,
+BRENDER_WARM=0|1, BRENDER_WARM_IDLE, BRENDER_WARM_MEMORY), then to its default.
 Exit codes: 0 stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 bad settings or unusable
 Blender, 3 the master refused the token.
 """
@@ -63,6 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="kill a Blender that prints nothing for this long (default: never)",
     )
+    add(
+        "--warm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep one Blender per file loaded between chunks of a job (default: on);"
+        " --no-warm starts a Blender for every chunk",
+    )
+    add(
+        "--warm-idle",
+        metavar="SECONDS",
+        help="stop a warm Blender that waited this long for a chunk (default 60; 0: never)",
+    )
+    add(
+        "--warm-memory",
+        metavar="MB",
+        help="stop a warm Blender whose processes use more memory than this after a chunk"
+        " (default: 3/4 of the machine's memory; 0: no limit)",
+    )
     add("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     add("--version", action="version", version=f"brender-node {__version__}")
     return parser
@@ -80,6 +98,9 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         max_backoff=args.max_backoff,
         silence_timeout=args.silence_timeout,
         allow_autoexec=args.allow_autoexec,
+        warm=args.warm,
+        warm_idle=args.warm_idle,
+        warm_memory=args.warm_memory,
     )
     config.engines = sysinfo.engines(config.blender_specs)
     config.blender_version = config.engines[0].version

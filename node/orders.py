@@ -175,7 +175,7 @@ class OrderHandler:
                 canceled=result.canceled,
                 frames_done=tuple(result.frames_done),
                 error=result.error,
-                log_tail=() if result.ok else tuple(result.log_tail),
+                log_tail=tuple(result.log_tail) if not result.ok else _noted(result),
             )
         )
 
@@ -214,6 +214,11 @@ class OrderHandler:
             task.cancel()  # the runner's own cleanup SIGKILLs the process group
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _noted(result: ChunkResult) -> tuple[str, ...]:
+    """A good chunk's log tail: empty, or the node's note about how it ran it."""
+    return (f"brender-node: {result.note}",) if result.note else ()
 
 
 def _frames(order: RenderOrder) -> str:

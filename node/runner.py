@@ -75,11 +75,28 @@ def build_command(
     return cmd
 
 
-def _short(line: str) -> str:
+async def spawn(
+    cmd: Sequence[str], cwd: Path | None, stdin: int = asyncio.subprocess.DEVNULL
+) -> asyncio.subprocess.Process:
+    """Start Blender in its own process group (its pid is the group's id), output on one pipe,
+    to be killed with the node (PDEATHSIG)."""
+    return await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        cwd=cwd,
+        limit=READ_SIZE * 16,
+    )
+
+
+def short(line: str) -> str:
     return line if len(line) <= MAX_TAIL_LINE else line[:MAX_TAIL_LINE] + "…"
 
 
-def _describe_exit(code: int) -> str:
+def describe_exit(code: int) -> str:
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -138,6 +155,9 @@ class BlenderRunner:
             autoexec=autoexec,
         )
 
+    async def close(self) -> None:
+        """Nothing outlives a chunk here."""
+
     @property
     def pid(self) -> int | None:
         """The running Blender's pid (also its process group id), or None."""
@@ -170,16 +190,7 @@ class BlenderRunner:
         cmd = self.command(order)
         log.info("chunk %d: %s", order.chunk_id, shlex.join(cmd))
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *cmd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                cwd=self.cwd,
-                limit=READ_SIZE * 16,
-            )
+            proc = await spawn(cmd, self.cwd)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             return ChunkResult(
@@ -196,7 +207,7 @@ class BlenderRunner:
         def handle(events: list[Event]) -> None:
             for event in events:
                 if isinstance(event, FrameSaved):
-                    problem = self._check_output(event.path)
+                    problem = check_output(event.path, self.cwd)
                     if problem:
                         log.warning("chunk %d frame %d: %s", order.chunk_id, event.frame, problem)
                         problems.append(problem)
@@ -206,7 +217,7 @@ class BlenderRunner:
 
         def on_line(line: str) -> None:
             log.debug("blender: %s", line)
-            tail.append(_short(line))
+            tail.append(short(line))
             handle(tracker.feed(line, time.monotonic()))
 
         try:
@@ -221,7 +232,17 @@ class BlenderRunner:
                 self._killer = None
             self._proc = None
         handle(tracker.finish(time.monotonic()))
-        return self._result(order, exit_code, done, tracker, problems, list(tail))
+        return chunk_result(
+            order,
+            exit_code,
+            done,
+            tracker,
+            problems,
+            list(tail),
+            canceled=self._canceled,
+            hung=self._hung,
+            silence=self._silence,
+        )
 
     async def _watch(self, proc: asyncio.subprocess.Process, on_line: Callable[[str], None]) -> int:
         assert proc.stdout is not None
@@ -285,46 +306,54 @@ class BlenderRunner:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
 
-    def _check_output(self, path: str) -> str | None:
-        full = Path(path)
-        if not full.is_absolute() and self.cwd is not None:
-            full = self.cwd / full
-        try:
-            size = full.stat().st_size
-        except OSError as exc:
-            return f"Blender said it saved {path!r}, but it is missing: {exc.strerror}"
-        return None if size > 0 else f"Blender said it saved {path!r}, but the file is empty"
 
-    def _result(
-        self,
-        order: RenderOrder,
-        exit_code: int,
-        done: list[int],
-        tracker: LogTracker,
-        problems: list[str],
-        tail: list[str],
-    ) -> ChunkResult:
-        missing = [f for f in order.frames if f not in done]
-        ok = exit_code == 0 and not missing and not self._canceled and not self._hung
-        if ok:
-            if tracker.first_error:
-                log.warning("chunk %d succeeded despite %s", order.chunk_id, tracker.first_error)
-            return ChunkResult(True, exit_code, frames_done=done)
-        if self._canceled:
-            error = "canceled"
-        elif self._hung:
-            error = f"Blender printed nothing for {self._silence:g} s"
-        elif tracker.first_error:
-            error = _short(tracker.first_error)
-        elif problems:
-            error = problems[0]
+def check_output(path: str, cwd: Path | None) -> str | None:
+    """Why Blender's `Saved:` file is no good (missing or empty), or None."""
+    full = Path(path)
+    if not full.is_absolute() and cwd is not None:
+        full = cwd / full
+    try:
+        size = full.stat().st_size
+    except OSError as exc:
+        return f"Blender said it saved {path!r}, but it is missing: {exc.strerror}"
+    return None if size > 0 else f"Blender said it saved {path!r}, but the file is empty"
+
+
+def chunk_result(
+    order: RenderOrder,
+    exit_code: int,
+    done: list[int],
+    tracker: LogTracker,
+    problems: list[str],
+    tail: list[str],
+    *,
+    canceled: bool,
+    hung: bool,
+    silence: float | None,
+) -> ChunkResult:
+    """How a chunk ended, from what Blender printed and how it exited (0 for a warm Blender
+    that finished the order and lives on)."""
+    missing = [f for f in order.frames if f not in done]
+    ok = exit_code == 0 and not missing and not canceled and not hung
+    if ok:
+        if tracker.first_error:
+            log.warning("chunk %d succeeded despite %s", order.chunk_id, tracker.first_error)
+        return ChunkResult(True, exit_code, frames_done=done)
+    if canceled:
+        error = "canceled"
+    elif hung:
+        error = f"Blender printed nothing for {silence:g} s"
+    elif tracker.first_error:
+        error = short(tracker.first_error)
+    elif problems:
+        error = problems[0]
+    else:
+        missing_text = ", ".join(str(f) for f in missing)
+        if exit_code != 0:
+            error = describe_exit(exit_code)
+            if missing:
+                error += f" without saving frames {missing_text}"
         else:
-            missing_text = ", ".join(str(f) for f in missing)
-            if exit_code != 0:
-                error = _describe_exit(exit_code)
-                if missing:
-                    error += f" without saving frames {missing_text}"
-            else:
-                error = f"Blender exited without saving frames {missing_text}"
-        log.warning("chunk %d failed (exit code %d): %s", order.chunk_id, exit_code, error)
-        return ChunkResult(False, exit_code, self._canceled, done, error, tail)
+            error = f"Blender exited without saving frames {missing_text}"
+    log.warning("chunk %d failed (exit code %d): %s", order.chunk_id, exit_code, error)
+    return ChunkResult(False, exit_code, canceled, done, error, tail)

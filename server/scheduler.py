@@ -273,7 +273,11 @@ class Scheduler(Faults):
         del job.running[chunk.id]
         if report.ok and not left:
             self.chunk_to(
-                chunk, ChunkStatus.DONE, exit_code=report.exit_code, error="", log_tail=""
+                chunk,
+                ChunkStatus.DONE,
+                exit_code=report.exit_code,
+                error="",
+                log_tail="\n".join(report.log_tail[-50:]),  # a node's note, if any
             )
         else:
             reason = report.error or f"Blender exited with code {report.exit_code}"

@@ -46,3 +46,48 @@ def fault_blender(path: Path, mode: str, frame: int, once: Path | None = None) -
     )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
+
+
+# A stand-in that runs the real Blender, but with the warm control script (`--python X`)
+# replaced by a hook: `broken` is not Python at all (the warm Blender never gets ready);
+# `raise` runs the real script with `render_frame` raising on FRAME (a control-script crash
+# mid-chunk), the first time only when ONCE names a marker file. Cold runs pass untouched.
+SCRIPT_STAND_IN = """#!{python}
+import os, sys
+REAL, HOOK = {real!r}, {hook!r}
+args = sys.argv[1:]
+if "--python" in args:
+    at = args.index("--python") + 1
+    os.environ["FAULT_WARM_SCRIPT"] = args[at]
+    args[at] = HOOK
+os.execv(REAL, [REAL] + args)
+"""
+
+RAISE_HOOK = """
+import os, runpy, sys
+script = os.environ["FAULT_WARM_SCRIPT"]
+sys.path.insert(0, os.path.dirname(script))
+import bpy_render
+FRAME, ONCE = {frame}, {once!r}
+real = bpy_render.render_frame
+def render_frame(scene, frame):
+    if frame == FRAME and not (ONCE and os.path.exists(ONCE)):
+        if ONCE:
+            open(ONCE, "w").close()
+        raise RuntimeError("injected fault in the control script at frame %d" % frame)
+    return real(scene, frame)
+bpy_render.render_frame = render_frame
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def script_fault_blender(path: Path, mode: str, frame: int = 0, once: Path | None = None) -> Path:
+    """Write the control-script stand-in at `path` (`mode`: "broken" or "raise")."""
+    hook = path.with_name(path.name + "-hook.py")
+    if mode == "broken":
+        hook.write_text("this is not Python (\n")
+    else:
+        hook.write_text(RAISE_HOOK.format(frame=frame, once=str(once) if once else ""))
+    path.write_text(SCRIPT_STAND_IN.format(python=sys.executable, real=BLENDER, hook=str(hook)))
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path

@@ -42,6 +42,24 @@ def blenders(blend: Path) -> list[psutil.Process]:
     return found
 
 
+def left_behind(blend: Path) -> list[psutil.Process]:
+    """Blenders of this file that no node owns any more (their node is gone), or that are
+    stopped (a hung one nobody killed). An idle warm Blender of a live node is neither."""
+    found = []
+    for proc in blenders(blend):
+        with contextlib.suppress(psutil.Error):
+            owned = any("brender.node.main" in " ".join(p.cmdline()) for p in proc.parents())
+            if not owned or proc.status() == psutil.STATUS_STOPPED:
+                found.append(proc)
+    return found
+
+
+@pytest.fixture(params=["warm", "cold"])
+def mode(request: pytest.FixtureRequest) -> list[str]:
+    """The node's flags: a warm Blender per file (the default), or a Blender per chunk."""
+    return [] if request.param == "warm" else ["--no-warm"]
+
+
 def submit(api: TcpApi, blend: Path, out: Path, **values: Any) -> dict[str, Any]:
     base = {
         "project": "faults",
@@ -156,19 +174,22 @@ def test_node_killed_mid_chunk(server: ServerProcess, slow_scene: Path, tmp_path
             assert {f["number"] for f in frames if f["client_id"] == ids["doomed"]} >= done_before
             assert all(f["attempts"] == 1 for f in frames), frames
         assert sorted(p.name for p in out.iterdir()) == [f"{n:04d}.png" for n in range(1, 25)]
-        wait_for(lambda: not blenders(slow_scene), 10, what="no Blender left behind")
+        wait_for(lambda: not left_behind(slow_scene), 10, what="no Blender left behind")
     finally:
         doomed.stop()
         other.stop()
 
 
-def test_frame_that_always_crashes(server: ServerProcess, slow_scene: Path, tmp_path: Path) -> None:
+def test_frame_that_always_crashes(
+    server: ServerProcess, slow_scene: Path, tmp_path: Path, mode: list[str]
+) -> None:
     nodes = [
         NodeProcess(
             server.master,
             f"crashy-{i}",
             tmp_path / f"n{i}",
             blender=str(fault_blender(tmp_path / f"blender-{i}", "crash", 5)),
+            extra=mode,
         )
         for i in (1, 2)
     ]
@@ -190,16 +211,19 @@ def test_frame_that_always_crashes(server: ServerProcess, slow_scene: Path, tmp_
         # The retries went to the other node first: both nodes tried frame 5.
         for node in nodes:
             assert "5" in node.log() and "SIGSEGV" in node.log(), node.name
+            assert ("warm Blender 1 started" in node.log()) == (not mode)
     finally:
         for node in nodes:
             node.stop()
 
 
 def test_hang_is_killed_and_retried(
-    server: ServerProcess, slow_scene: Path, tmp_path: Path
+    server: ServerProcess, slow_scene: Path, tmp_path: Path, mode: list[str]
 ) -> None:
     stand_in = fault_blender(tmp_path / "blender", "hang", 4, once=tmp_path / "hung-once")
-    node = NodeProcess(server.master, "hangs", tmp_path / "node", blender=str(stand_in)).start()
+    node = NodeProcess(
+        server.master, "hangs", tmp_path / "node", blender=str(stand_in), extra=mode
+    ).start()
     out = tmp_path / "out"
     try:
         with server.tcp() as api:
@@ -211,13 +235,16 @@ def test_hang_is_killed_and_retried(
             assert frames[4]["attempts"] == 2, "the hung frame was tried twice"
             assert (tmp_path / "hung-once").exists()
         assert "printed nothing for 3 s" in node.log()
-        wait_for(lambda: not blenders(slow_scene), 10, what="no Blender left behind")
+        assert ("warm Blender 1 started" in node.log()) == (not mode)
+        wait_for(lambda: not left_behind(slow_scene), 10, what="no Blender left behind")
     finally:
         node.stop()
 
 
-def test_cancel_kills_blender(server: ServerProcess, slow_scene: Path, tmp_path: Path) -> None:
-    node = NodeProcess(server.master, "busy", tmp_path / "node").start()
+def test_cancel_kills_blender(
+    server: ServerProcess, slow_scene: Path, tmp_path: Path, mode: list[str]
+) -> None:
+    node = NodeProcess(server.master, "busy", tmp_path / "node", extra=mode).start()
     out = tmp_path / "out"
     try:
         with server.tcp() as api:
@@ -255,6 +282,7 @@ def test_cancel_kills_blender(server: ServerProcess, slow_scene: Path, tmp_path:
             )
         assert not blenders(slow_scene)
         assert sorted(p.name for p in out.glob("*.png")) == written, "a frame after the kill"
+        assert ("warm Blender 1 started" in node.log()) == (not mode)
     finally:
         node.stop()
 

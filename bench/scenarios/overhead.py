@@ -1,6 +1,10 @@
 """overhead: one real local node rendering 24 frames of a real scene (about a second a frame
 here) with the job's default chunking, against `blender -b … -a` on the same file.
 
+Then, with the node's warm Blender (on by default): a round with one-frame chunks on the same
+scene, and one on a heavy scene (a big hidden mesh, uncompressed: its load takes ≥ 1 s), where
+a Blender per chunk would pay the load every frame.
+
 Rounds of (plain, farm with the default chunking), then one farm run with the seed's old
 default (about eight chunks). The figure is the median over the rounds of farm / plain, each
 pair run back to back so that other load on the machine hits both alike. Farm time runs from
@@ -25,6 +29,7 @@ from bench.scenario import Context, Scenario, Sizes
 from bench.scene import BLENDER, PlainRun, blender_available, make_scene, render_plain
 
 TARGET = 1.05
+TARGET_HEAVY = 1.10
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Size:
 
 
 SIZES = Sizes(full=Size(24, 256, 48, 3), quick=Size(6, 128, 32, 1), toy=Size(2, 32, 1, 1))
+HEAVY = Sizes(full=2000, quick=1000, toy=50)
+"""The heavy scene's hidden grid, faces a side."""
 
 
 async def _wait_node(api: AsyncApi, timeout: float = 60.0) -> None:
@@ -106,6 +113,19 @@ def run(ctx: Context) -> Result:
         plain = _plain(ctx, blend, ctx.workdir / f"plain-{i}", size)
         rounds.append((plain, _farm_run(ctx, blend, size, None, f"default-{i}")))
     old = _farm_run(ctx, blend, size, old_default(size.frames), "old-default")
+    one_plain = _plain(ctx, blend, ctx.workdir / "plain-chunk1", size)
+    one = _farm_run(ctx, blend, size, 1, "chunk1")
+    heavy = ctx.workdir / "heavy.blend"
+    make_scene(
+        heavy,
+        1,
+        size.frames,
+        samples=size.samples,
+        resolution=size.resolution,
+        heavy=HEAVY.pick(ctx.size),
+    )
+    heavy_plain = _plain(ctx, heavy, ctx.workdir / "plain-heavy", size)
+    heavy_one = _farm_run(ctx, heavy, size, 1, "heavy-chunk1")
     ratios = [farm["seconds"] / plain.seconds for plain, farm in rounds]
     ratio = statistics.median(ratios)
     plain_mean = statistics.mean(plain.seconds for plain, _ in rounds)
@@ -133,10 +153,30 @@ def run(ctx: Context) -> Result:
             "farm / plain": old["seconds"] / plain_mean,
         }
     )
+    for label, plain, farm in (
+        ("one-frame chunks", one_plain, one),
+        ("heavy scene, one-frame chunks", heavy_plain, heavy_one),
+    ):
+        table.append(
+            {
+                "run": label,
+                "plain s": plain.seconds,
+                "farm s": farm["seconds"],
+                "chunking": farm["chunk_size"],
+                "chunks": farm["chunks"],
+                "farm / plain": farm["seconds"] / plain.seconds,
+            }
+        )
+    one_ratio = one["seconds"] / one_plain.seconds
+    heavy_ratio = heavy_one["seconds"] / heavy_plain.seconds
     return Result(
         "overhead",
         ctx.size,
-        [Check("farm_over_plain", ratio, "ratio", TARGET, "lower")],
+        [
+            Check("farm_over_plain", ratio, "ratio", TARGET, "lower"),
+            Check("chunk1_over_plain", one_ratio, "ratio", TARGET, "lower"),
+            Check("heavy_chunk1_over_plain", heavy_ratio, "ratio", TARGET_HEAVY, "lower"),
+        ],
         table=table,
         details={
             "frames": size.frames,
@@ -151,6 +191,9 @@ def run(ctx: Context) -> Result:
             "old_default_ratio": old["seconds"] / plain_mean,
             "blender_startup_s": startup,
             "mean_frame_s": frame_mean,
+            "chunk1_ratio": one_ratio,
+            "heavy_startup_s": heavy_plain.startup,
+            "heavy_chunk1_ratio": heavy_ratio,
         },
         notes=[
             "figure = median over the rounds of farm / plain (each pair back to back)",

@@ -150,3 +150,18 @@ def test_blender_version(blender: str) -> None:
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", sysinfo.blender_version(blender))
     with pytest.raises(NodeError, match="No such file or directory"):
         sysinfo.blender_version("/nonexistent/blender")
+
+
+def test_warm_settings_flags_then_environment_then_defaults() -> None:
+    blender = {"blender": "/opt/blender/blender"}
+    default = resolve(environ={}, **blender)
+    assert default.warm and default.warm_idle == 60.0
+    assert default.warm_memory is not None and default.warm_memory > 0
+    env = {"BRENDER_WARM": "0", "BRENDER_WARM_IDLE": "5", "BRENDER_WARM_MEMORY": "512"}
+    from_env = resolve(environ=env, **blender)
+    assert not from_env.warm and from_env.warm_idle == 5.0
+    assert from_env.warm_memory == 512 * 2**20
+    flags = resolve(environ=env, warm=True, warm_idle="0", warm_memory="0", **blender)
+    assert flags.warm and flags.warm_idle is None and flags.warm_memory is None
+    with pytest.raises(NodeError, match="--warm-idle"):
+        resolve(environ={}, warm_idle="soon", **blender)
