@@ -12,6 +12,7 @@ in background mode) it waits for the answer, at most the client's timeout, and r
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,8 @@ class BRENDER_OT_submit_job(FarmOperator):
             raise FarmError("Save the file first: the farm renders a saved .blend file")
         settings = properties.settings(scene)
         request = payload.submit_request(settings)
+        # One per press: were the answer lost and the request sent again, no second job.
+        request["values"]["request_id"] = uuid.uuid4().hex
         client, anyway = farm.client(), bool(self.anyway)
         self._file = bpy.data.filepath
         self._python_note = "" if settings.autoexec else python_use.warning(bpy.data)

@@ -17,6 +17,7 @@ from brender.node.chunk import ChunkResult, RenderOrder, Runner, is_contiguous
 from brender.node.engines import Engine
 from brender.node.errors import NodeError
 from brender.node.outbox import Report
+from brender.paths import path_problem
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,9 @@ class OrderHandler:
         """Why this node must not start Blender on the order, if it must not: a job that runs
         the file's Python on a node that does not allow it, or a file none of the Blenders the
         order may use can open (it would crash, or render it wrongly)."""
+        for what, path in (("blend_file", order.blend_file), ("output", order.output or "")):
+            if path and (problem := path_problem(path)) is not None:  # the server checks too
+                return messages.Rejected(order.chunk_id, f"the order's {what} {problem}")
         if order.autoexec and not self._allow_autoexec:
             return messages.Rejected(
                 order.chunk_id,

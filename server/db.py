@@ -69,9 +69,22 @@ def _v3_versions(db: pw.Database) -> None:
     )
 
 
+def _v4_request_ids(db: pw.Database) -> None:
+    """`job.request_id`: a submit sent again (its answer was lost) answers the first job."""
+    migrator = SchemaMigrator.from_database(db)
+    # Spelt out as it was when this step was written; the unique index comes with the column.
+    field = pw.CharField(null=True, unique=True)
+    apply_operations(migrator.add_column(Job._meta.table_name, "request_id", field))
+
+
 # Append-only: index + 1 is the version a step brings. A new database gets today's models
 # and the latest version at once; an older one runs the steps it has not seen, in order.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_baseline, _v2_faults, _v3_versions]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [
+    _v1_baseline,
+    _v2_faults,
+    _v3_versions,
+    _v4_request_ids,
+]
 
 
 def open_database(url: str) -> pw.Database:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import tornado.web
+from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 
@@ -20,6 +21,8 @@ from brender.server.farm import Farm
 
 MAX_BODY = 8 * wire.MAX_LINE
 MAX_BATCH = 1000
+DISCARD_LIMIT = 64 * 1024 * 1024
+"""Bytes of an over-long body read (and dropped) so that its 413 reaches the client."""
 
 STATUS = {
     "bad_json": 400,
@@ -38,9 +41,35 @@ STATUS = {
 }
 
 
+@tornado.web.stream_request_body
 class ApiHandler(tornado.web.RequestHandler):
+    """`POST /api` and `GET /api/<item>`. The body is taken as it streams in, so one over
+    `MAX_BODY` is answered 413, not cut off by a closed connection."""
+
     def initialize(self, farm: Farm) -> None:
         self.farm = farm
+        self._body = bytearray()
+        self._over = False
+
+    def prepare(self) -> None:
+        # A body over MAX_BODY is read and dropped, then answered 413: a client still sending
+        # would see a broken pipe, not the answer, were it sent at once. Past DISCARD_LIMIT
+        # the answer goes at once and the connection closes.
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > DISCARD_LIMIT:
+            self._over = True
+            self._error("too_large", f"request body over {MAX_BODY} bytes")
+            return
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection):
+            connection.set_max_body_size(DISCARD_LIMIT)
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > MAX_BODY:
+            self._over = True
+            self._body.clear()
+        elif not self._over:
+            self._body += chunk
 
     def check_xsrf_cookie(self) -> None:
         """A token header, not a cookie, authenticates: no XSRF to guard against."""
@@ -63,9 +92,11 @@ class ApiHandler(tornado.web.RequestHandler):
         self._reply(api.error_answer(None, code, message), STATUS.get(code, 400))
 
     async def post(self) -> None:
-        if len(self.request.body) > MAX_BODY:
-            return self._error("too_large", f"request body over {MAX_BODY} bytes")
-        raw = self.request.body
+        if self._over:
+            if not self._finished:
+                self._error("too_large", f"request body over {MAX_BODY} bytes")
+            return
+        raw = bytes(self._body)
         try:
             body = wire.loads(raw, MAX_BODY, walk=False)  # the walk after the token check
         except wire.WireError as exc:

@@ -87,6 +87,7 @@ class Job(BaseModel):
     file_version = pw.CharField(default="")  # the Blender series that saved the file ("4.5")
     blender = pw.CharField(default="")  # what the job asks for: "4.5", ">=4.2", "4.2-4.5"
     autoexec = pw.BooleanField(default=False)  # run the file's Python (drivers, scripts)
+    request_id = pw.CharField(null=True, unique=True)  # the submitter's, so a retry is not a copy
     error = pw.TextField(default="")
     created_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)

@@ -167,6 +167,12 @@ class PageFiles(tornado.web.StaticFileHandler):
     """The dashboard's files: revalidated on every load (so an upgrade shows at once; an
     unchanged file is a 304), and the page may load nothing from elsewhere."""
 
+    def parse_url_path(self, url_path: str) -> str:
+        # A NUL (`/static/%00`) made os.path raise: a 500 with a traceback. No file has one.
+        if "\x00" in url_path:
+            raise tornado.web.HTTPError(404)
+        return super().parse_url_path(url_path)
+
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Content-Type-Options", "nosniff")

@@ -64,10 +64,19 @@ async def _new_job(farm: Farm, req: Request, check: Any, make: Any) -> dict[str,
     check(req.values)  # a bad value is refused before anything is written
     values = await jobs.with_header_version(req.values)  # not on the writer: every commit waits
     root, ids = farm.settings.output_root, farm.scheduler.new_chunk_ids
-    job, ranges = await farm.store.run(lambda: make(values, root, ids))
-    verbs.added(farm.scheduler, job, ranges)
-    farm.kick()
-    farm.emit("job", {"id": job.id})
+    request_id = values.get("request_id")
+
+    def find_or_make() -> tuple[Job, jobs.Ranges | None]:
+        # On the writer, so two submits of one request_id cannot both miss the first job.
+        if request_id and (first := Job.get_or_none(Job.request_id == request_id)) is not None:
+            return first, None
+        return make(values, root, ids)
+
+    job, ranges = await farm.store.run(find_or_make)
+    if ranges is not None:
+        verbs.added(farm.scheduler, job, ranges)
+        farm.kick()
+        farm.emit("job", {"id": job.id})
     return _job_dicts(farm, [job.id])[0]  # committed: `store.run` answers after its commit
 
 

@@ -37,7 +37,7 @@ UPDATABLE: dict[type[BaseModel], dict[str, v.Field]] = {
     Sequence: {"name": v.name_field()},
     Shot: {
         "name": v.name_field(),
-        "blend_file": v.Field(str),
+        "blend_file": v.path_field(),
         "frame_start": v.FRAME,
         "frame_end": v.FRAME,
     },

@@ -13,7 +13,7 @@ SEQUENCE_FIELDS = {"project_id": v.Field(int, 1), "name": v.name_field()}
 SHOT_FIELDS = {
     "sequence_id": v.Field(int, 1),
     "name": v.name_field(),
-    "blend_file": v.Field(str),
+    "blend_file": v.path_field(),
     "frame_start": v.FRAME,
     "frame_end": v.FRAME,
 }

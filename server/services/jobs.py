@@ -41,8 +41,14 @@ SUBMIT_FIELDS = {
     "sequence": v.name_field(),
     "shot": v.name_field(),
     "paused": v.Field(bool),
+    "request_id": v.Field(str, nonempty=True),
 }
-CREATE_FIELDS = {**v.JOB_FIELDS, "shot_id": v.Field(int, 1), "paused": v.Field(bool)}
+CREATE_FIELDS = {
+    **v.JOB_FIELDS,
+    "shot_id": v.Field(int, 1),
+    "paused": v.Field(bool),
+    "request_id": v.Field(str, nonempty=True),
+}
 
 
 def default_output(output_root: Path, job: Job) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from brender.paths import path_problem
 from brender.server.errors import InvalidValue
 
 MAX_TEXT = 4096
@@ -40,21 +41,26 @@ class Field:
     maximum: int | None = None
     choices: tuple[str, ...] | None = None
     nonempty: bool = False
+    path: bool = False  # a path Blender is given: brender.paths' rule (empty is "not given")
 
 
 def name_field() -> Field:
     return Field(str, nonempty=True)
 
 
+def path_field(nonempty: bool = False) -> Field:
+    return Field(str, nonempty=nonempty, path=True)
+
+
 FRAME = Field(int, 0, MAX_FRAME)  # Blender reads a negative -s/-e as relative to the end
 JOB_FIELDS: dict[str, Field] = {
     "name": Field(str),
-    "blend_file": Field(str, nonempty=True),
+    "blend_file": path_field(nonempty=True),
     "frame_start": FRAME,
     "frame_end": FRAME,
     "chunk_size": Field(int, 0, 100_000),  # 0: the farm sizes each chunk (server/chunking.py)
     "priority": Field(int, 0, 100),
-    "output": Field(str),
+    "output": path_field(),
     "format": Field(str, choices=IMAGE_FORMATS),
     "max_attempts": Field(int, 1, 100),
     "timeout": Field(int, 1, 7 * 24 * 3600),
@@ -93,6 +99,8 @@ def check_one(key: str, value: Any, field: Field) -> Any:
             raise InvalidValue(f"'{key}' must not be empty")
         if len(value) > MAX_TEXT or "\x00" in value:
             raise InvalidValue(f"'{key}' is too long or holds a NUL character")
+        if field.path and value and (problem := path_problem(value)) is not None:
+            raise InvalidValue(f"'{key}' {problem}: {value[:200]!r}")
         if field.choices is not None:
             value = value.upper()
             if value not in field.choices:

@@ -154,6 +154,33 @@ def test_failed_chunk_reports_blenders_error(blender: str, tmp_path: Path) -> No
     run(scenario())
 
 
+@pytest.mark.parametrize(
+    ("blend_file", "output", "words"),
+    [
+        ("-P", "/tmp/out/####", "blend_file starts with '-'"),
+        ("relative.blend", "/tmp/out/####", "blend_file is not an absolute path"),
+        ("/x.blend", "/tmp/x\nSaved: '/etc/passwd'\n####", "output holds a control character"),
+    ],
+)
+def test_orders_with_paths_blender_would_misread_are_refused(
+    blender: str, tmp_path: Path, blend_file: str, output: str, words: str
+) -> None:
+    # The server refuses such paths at submit; the node checks each order again.
+    async def scenario() -> None:
+        async with FakeMaster() as master:
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                conn = await master.next_connection()
+                order = {**render(5, Path("/x.blend"), tmp_path, [1]), "blend_file": blend_file,
+                         "output": output}  # fmt: skip
+                conn.send(order)
+                rejected = await conn.expect("rejected")
+                assert rejected["chunk_id"] == 5 and words in rejected["reason"], rejected
+                assert not conn.of_type("frame", "chunk_done")  # no Blender was started
+
+    run(scenario())
+
+
 def test_cancel_order(blender: str, slow_scene: Path, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with FakeMaster() as master:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blender_scene import make_scene
 from farmctl import NodeProcess, ServerProcess, job_status, wait_for
 from web_helpers import DONE_RGB, SCREENSHOTS, Dashboard, painted_grid
 
@@ -51,6 +52,14 @@ def farm(
     finally:
         node.stop()
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 frames of about a second each: a warm node (one Blender for the job, no start-up per chunk)
+    renders the 4-sample scene's 12 frames in about a second, before a page can see them move."""
+    path = tmp_path_factory.mktemp("slow") / "slow.blend"
+    return make_scene(path, samples=800, blender=blender)
 
 
 @pytest.fixture
@@ -108,8 +117,9 @@ def test_loads_clean_and_a_connecting_node_appears(
 
 
 def test_a_job_renders_live_to_100_percent(
-    dash: Dashboard, farm: tuple[ServerProcess, NodeProcess], scene: Path, tmp_path: Path
+    dash: Dashboard, farm: tuple[ServerProcess, NodeProcess], slow_scene: Path, tmp_path: Path
 ) -> None:
+    scene = slow_scene
     server, _ = farm
     page = dash.open("#/")
     out = tmp_path / "render"
