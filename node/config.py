@@ -14,6 +14,7 @@ import platformdirs
 
 from brender import wire
 from brender.node.errors import NodeError
+from brender.sizes import parse_size
 
 if TYPE_CHECKING:
     from brender.node.engines import Engine  # engines imports find_blender from here
@@ -43,6 +44,8 @@ class NodeConfig:
     """Run a file's Python scripts when its job asks for it (`--allow-autoexec`)."""
     engines: list[Engine] | None = None
     """Every Blender with its version and devices (the CLI probed them); None: `run_node` does."""
+    cache_size: int = 20 * 1024**3
+    """The most the cache of uploaded jobs' files may hold (`--cache-size`), bytes."""
 
     @property
     def blender_specs(self) -> list[str]:
@@ -117,6 +120,7 @@ def resolve(
     max_backoff: str | None = None,
     silence_timeout: str | None = None,
     allow_autoexec: bool | None = None,
+    cache_size: str | None = None,
 ) -> NodeConfig:
     """Flags (the arguments) win over the environment, which wins over the defaults.
 
@@ -136,6 +140,11 @@ def resolve(
     backoff = _number(max_backoff, "--max-backoff", float) if max_backoff else 5.0
     if backoff < 0.5:
         raise NodeError("--max-backoff must be at least 0.5 seconds")
+    cache_text = cache_size or environ.get("BRENDER_CACHE_SIZE") or "20G"
+    try:
+        cache_bytes = parse_size(cache_text)
+    except ValueError as exc:
+        raise NodeError(f"--cache-size: {exc}") from None
     silence = _number(silence_timeout, "--silence-timeout", float) if silence_timeout else 0
     return NodeConfig(
         blender=found[0],
@@ -151,4 +160,5 @@ def resolve(
         threads=int(_number(threads_text, "threads", int)) if threads_text else None,
         max_backoff=backoff,
         silence_timeout=silence or None,
+        cache_size=cache_bytes,
     )

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="kill a Blender that prints nothing for this long (default: never)",
     )
+    add(
+        "--cache-size",
+        metavar="SIZE",
+        help="the most the cache of uploaded jobs' files may hold in the work dir, e.g. 50G"
+        " (default 20G; BRENDER_CACHE_SIZE)",
+    )
     add("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     add("--version", action="version", version=f"brender-node {__version__}")
     return parser
@@ -80,6 +86,7 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         max_backoff=args.max_backoff,
         silence_timeout=args.silence_timeout,
         allow_autoexec=args.allow_autoexec,
+        cache_size=args.cache_size,
     )
     config.engines = sysinfo.engines(config.blender_specs)
     config.blender_version = config.engines[0].version

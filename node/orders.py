@@ -48,6 +48,7 @@ def order_of(render: messages.Render) -> RenderOrder:
         timeout=render.timeout,
         blender=render.blender,
         autoexec=render.autoexec,
+        manifest=render.manifest,
     )
 
 

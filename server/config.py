@@ -12,6 +12,7 @@ import platformdirs
 
 from brender import __version__, wire
 from brender.server.db import default_url
+from brender.sizes import parse_size
 
 
 class ConfigError(Exception):
@@ -32,6 +33,10 @@ class ServerConfig:
     blender: list[str]
     """Blenders for the local node (empty: the node's own default)."""
     log_level: str
+    max_file_size: int = 64 * 1024**3
+    """The largest file one upload may bring (bytes)."""
+    store_quota: int = 500 * 1024**3
+    """The most the blob store of uploaded files may hold (bytes)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -108,6 +113,16 @@ def parser() -> argparse.ArgumentParser:
         help="Blender for --local-node: a path, or `bpy`; again for more (default: "
         "BRENDER_BLENDER, else blender on PATH)",
     )
+    p.add_argument(
+        "--max-file-size",
+        default=_env("MAX_FILE_SIZE", "64G"),
+        help="the largest file an upload may bring (default 64G)",
+    )
+    p.add_argument(
+        "--store-quota",
+        default=_env("STORE_QUOTA", "500G"),
+        help="the most the store of uploaded files may hold (default 500G)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     p.add_argument("--version", action="version", version=f"brender-server {__version__}")
     return p
@@ -126,6 +141,10 @@ def load(argv: list[str] | None = None) -> ServerConfig:
             raise ConfigError(f"--{name.replace('_', '-')} must be from 0 to 65535")
     if args.node_timeout <= 0:
         raise ConfigError("--node-timeout must be positive")
+    try:
+        max_file_size, store_quota = parse_size(args.max_file_size), parse_size(args.store_quota)
+    except ValueError as exc:
+        raise ConfigError(f"--max-file-size / --store-quota: {exc}") from None
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("brender")).expanduser().resolve()
     output_root = (
         Path(args.output_root).expanduser().resolve() if args.output_root else data_dir / "renders"
@@ -143,4 +162,6 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         # BRENDER_BLENDER as the node reads it: one, or several separated by the path separator.
         blender=args.blender or [b for b in (_env("BLENDER") or "").split(os.pathsep) if b],
         log_level=args.log_level.upper(),
+        max_file_size=max_file_size,
+        store_quota=store_quota,
     )

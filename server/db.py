@@ -69,9 +69,24 @@ def _v3_versions(db: pw.Database) -> None:
     )
 
 
+def _v4_uploads(db: pw.Database) -> None:
+    """Jobs without shared storage: where the job's files are, and its manifest's hash.
+    The columns are spelt out here, as they were when this step was written."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        migrator.add_column(Job._meta.table_name, "storage", pw.CharField(default="shared")),
+        migrator.add_column(Job._meta.table_name, "manifest", pw.CharField(default="")),
+    )
+
+
 # Append-only: index + 1 is the version a step brings. A new database gets today's models
 # and the latest version at once; an older one runs the steps it has not seen, in order.
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_baseline, _v2_faults, _v3_versions]
+MIGRATIONS: list[Callable[[pw.Database], None]] = [
+    _v1_baseline,
+    _v2_faults,
+    _v3_versions,
+    _v4_uploads,
+]
 
 
 def open_database(url: str) -> pw.Database:

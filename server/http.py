@@ -10,7 +10,7 @@ from typing import Any
 import tornado.web
 
 from brender import wire
-from brender.server import api, thumbs, ws
+from brender.server import api, thumbs, uploads, ws
 from brender.server.farm import Farm
 
 MAX_BODY = 8 * wire.MAX_LINE
@@ -28,6 +28,9 @@ STATUS = {
     "too_large": 413,
     "unauthorized": 401,
     "timeout": 504,
+    "missing_files": 409,
+    "hash_mismatch": 400,
+    "quota": 507,
     "internal": 500,
 }
 
@@ -100,8 +103,10 @@ def _scalar(text: str) -> Any:
 
 def make_app(farm: Farm) -> tornado.web.Application:
     web = str(ws.WEB_DIR)
+    files = uploads.routes(farm, farm.blobs) if farm.blobs is not None else []
     return tornado.web.Application(
         [
+            *files,
             (r"/api", ApiHandler, {"farm": farm}),
             (r"/api/([a-z]+)", ApiHandler, {"farm": farm}),
             (r"/ws", ws.EventSocket, {"farm": farm}),

@@ -11,6 +11,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from brender.server import actions, api
+from brender.server.blobs import BlobStore
 from brender.server.config import ConfigError, ServerConfig, load
 from brender.server.db import open_database
 from brender.server.errors import FarmError
@@ -47,16 +48,20 @@ async def serve(config: ServerConfig) -> int:
         ),
         store,
     )
+    farm.blobs = BlobStore(config.data_dir / "files", config.max_file_size, config.store_quota)
+    await asyncio.to_thread(farm.blobs.start)
     farm.start()
 
-    tcp = FarmTCP(farm)
-    tcp_sockets = bind_sockets(config.tcp_port, address=config.host)
-    await tcp.listen(tcp_sockets)
+    # HTTP first: a node's `welcome` tells it the HTTP port (uploaded jobs' files, frames).
     http = HTTPServer(make_app(farm), max_body_size=MAX_BODY + 1024 * 1024, xheaders=False)
     http_sockets = bind_sockets(config.http_port, address=config.host)
     http.add_sockets(http_sockets)
-    tcp_port = tcp_sockets[0].getsockname()[1]
     http_port = http_sockets[0].getsockname()[1]
+    farm.settings.http_port = http_port
+    tcp = FarmTCP(farm)
+    tcp_sockets = bind_sockets(config.tcp_port, address=config.host)
+    await tcp.listen(tcp_sockets)
+    tcp_port = tcp_sockets[0].getsockname()[1]
 
     print(
         f"brender-server: tcp {_addr(config.host, tcp_port)} "
