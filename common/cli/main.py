@@ -105,9 +105,9 @@ def submit(client: FarmClient, args: argparse.Namespace) -> int:
             values[key] = getattr(args, key)
     values["frame_start"], values["frame_end"] = frame_range(args.frames, blend)
     if args.upload:
-        client.stats()  # the farm is there and takes our token, before any packing
+        limits = client.stats()  # the farm is there and takes our token, before any packing
         with tempfile.TemporaryDirectory(prefix="brender-pack-") as temp:
-            values["upload"] = upload(client, blend, Path(temp), args.allow_missing)
+            values["upload"] = upload(client, blend, Path(temp), args.allow_missing, limits)
             job = client.api({"item": "job", "action": "submit", "values": values})
     else:
         values["blend_file"] = str(blend)
@@ -148,7 +148,9 @@ def scene_range(blend: Path) -> tuple[int, int]:
         blendfile.close_all_cached()
 
 
-def upload(client: FarmClient, blend: Path, temp: Path, allow_missing: bool) -> dict[str, Any]:
+def upload(
+    client: FarmClient, blend: Path, temp: Path, allow_missing: bool, limits: dict[str, Any]
+) -> dict[str, Any]:
     """Pack `blend` into `temp`, upload what the farm lacks; answers the manifest."""
     from brender.pack import MissingFiles, PackError, pack
 
@@ -168,6 +170,16 @@ def upload(client: FarmClient, blend: Path, temp: Path, allow_missing: bool) -> 
     missing = set(client.missing(wire))
     todo = {e.sha256: path for path, e in manifest.files.items() if e.sha256 in missing}
     total = sum(manifest.files[p].size for p in todo.values())
+    cap = int(limits.get("max_file_size") or 0)
+    for path in todo.values():
+        if cap and manifest.files[path].size > cap:
+            raise CliError(
+                f"{path} is {human(manifest.files[path].size)}, over the farm's cap of "
+                f"{human(cap)} per file: nothing was uploaded"
+            )
+    room = int(limits.get("quota") or 0) - int(limits.get("bytes") or 0)
+    if limits.get("quota") and total > room:
+        raise CliError(f"the farm's store has {human(room)} free, this upload needs {human(total)}")
     bar = ProgressLine(len(todo), total)
     sent = 0
     for sha, path in todo.items():
