@@ -96,7 +96,7 @@ def _dict(m: Raw, key: str) -> Raw | None:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_OPTIONAL = frozenset(("seq", "ack", "blender", "file_version"))
+_OPTIONAL = frozenset(("seq", "ack", "blender", "file_version", "manifest", "http_port"))
 """Fields left out of the line when None."""
 
 # -- the messages -------------------------------------------------------------------------------
@@ -218,11 +218,16 @@ class Welcome(Message):
     client_id: int
     heartbeat: float
     server_version: str
+    http_port: int | None = None
+    """The server's HTTP port: where a node fetches uploaded jobs' files and sends frames."""
 
     @classmethod
     def parse(cls, m: Raw) -> Welcome:
         beat = _opt_number(m, "heartbeat")
-        return cls(_int(m, "client_id"), beat or 0.0, _str(m, "server_version", ""))
+        port = _opt_int(m, "http_port")
+        if port is not None and not 0 < port < 65536:
+            raise MessageError("'http_port' must be a port number")
+        return cls(_int(m, "client_id"), beat or 0.0, _str(m, "server_version", ""), port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +259,9 @@ class Render(Message):
     """The version of the node's Blender to render with (one of its `hello.blenders`)."""
     autoexec: bool = False
     """Run the file's Python (`-y`); else Blender gets `--disable-autoexec`."""
+    manifest: str | None = None
+    """An uploaded job: the SHA-256 of its manifest (a blob). `blend_file` is then the main
+    file's path in the job's tree and `output` a file-name pattern (docs/protocol.md)."""
 
     @classmethod
     def parse(cls, m: Raw) -> Render:
@@ -287,7 +295,15 @@ class Render(Message):
             ack=_opt_int(m, "ack"),
             blender=_opt_str(m, "blender"),
             autoexec=_bool(m, "autoexec"),
+            manifest=_manifest(m),
         )
+
+
+def _manifest(m: Raw) -> str | None:
+    value = _opt_str(m, "manifest")
+    if value is not None and (len(value) != 64 or value.strip("0123456789abcdef")):
+        raise MessageError("'manifest' must be a SHA-256 (64 lowercase hex digits)")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,14 @@ import re
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")
 
 
-def path_problem(path: str) -> str | None:
-    """Why `path` may not be used as a job's path, or None when it may."""
+def path_problem(path: str, absolute: bool = True) -> str | None:
+    """Why `path` may not be used as a job's path, or None when it may. `absolute=False`: a
+    path inside an uploaded job's tree or a file-name pattern (`sh010_####`), which the node
+    puts under its own folder (brender.manifest keeps it inside)."""
     if any(ord(c) < 0x20 or ord(c) == 0x7F or c in "\u2028\u2029\x85" for c in path):
         return "holds a control character (a newline, a tab, …)"
     if path.startswith("-"):
         return "starts with '-', which Blender would read as an option"
-    if not (path.startswith("/") or _WINDOWS_ABSOLUTE.match(path)):
+    if absolute and not (path.startswith("/") or _WINDOWS_ABSOLUTE.match(path)):
         return "is not an absolute path (give the full path, e.g. /projects/shot.blend)"
     return None

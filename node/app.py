@@ -10,11 +10,14 @@ import psutil
 
 from brender import messages
 from brender.node import sysinfo
+from brender.node.cache import BlobCache
 from brender.node.chunk import Runner
 from brender.node.config import NodeConfig
 from brender.node.connection import Connection
 from brender.node.errors import NodeError, Unauthorized
+from brender.node.fetch import FarmFiles
 from brender.node.orders import OrderHandler
+from brender.node.packed import PackedRunner
 from brender.node.runner import BlenderRunner
 from brender.node.warm import WarmRunner
 
@@ -63,6 +66,10 @@ async def run_node(
             runner = WarmRunner(
                 runner, idle_timeout=config.warm_idle, memory_limit=config.warm_memory
             )
+    # Uploaded jobs: their files fetched into the cache, their frames sent back (packed.py).
+    files = FarmFiles(lambda: connection.http_url, config.token)
+    cache = BlobCache(config.work_dir / "cache", config.cache_size)
+    runner = PackedRunner(runner, files, cache, config.work_dir)
     orders: OrderHandler | None = None
 
     def hello() -> messages.Hello:

@@ -31,6 +31,8 @@ class RenderOrder:
     """The version of the node's Blender to run (None: its first)."""
     autoexec: bool = False
     """Run the file's Python scripts (only on a node that allows it)."""
+    manifest: str | None = None
+    """An uploaded job's manifest (its SHA-256): the node fetches its files (node/packed.py)."""
 
 
 @dataclass

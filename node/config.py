@@ -15,6 +15,7 @@ import psutil
 
 from brender import wire
 from brender.node.errors import NodeError
+from brender.sizes import parse_size
 
 if TYPE_CHECKING:
     from brender.node.engines import Engine  # engines imports find_blender from here
@@ -55,6 +56,8 @@ class NodeConfig:
     """Seconds a warm Blender may wait for a chunk (None: for ever)."""
     warm_memory: int | None = None
     """Bytes of resident memory above which a warm Blender is stopped (None: no limit)."""
+    cache_size: int = 20 * 1024**3
+    """The most the cache of uploaded jobs' files may hold (`--cache-size`), bytes."""
 
     @property
     def blender_specs(self) -> list[str]:
@@ -132,6 +135,7 @@ def resolve(
     warm: bool | None = None,
     warm_idle: str | None = None,
     warm_memory: str | None = None,
+    cache_size: str | None = None,
 ) -> NodeConfig:
     """Flags (the arguments) win over the environment, which wins over the defaults.
 
@@ -151,6 +155,11 @@ def resolve(
     backoff = _number(max_backoff, "--max-backoff", float) if max_backoff else 5.0
     if backoff < 0.5:
         raise NodeError("--max-backoff must be at least 0.5 seconds")
+    cache_text = cache_size or environ.get("BRENDER_CACHE_SIZE") or "20G"
+    try:
+        cache_bytes = parse_size(cache_text)
+    except ValueError as exc:
+        raise NodeError(f"--cache-size: {exc}") from None
     silence = _number(silence_timeout, "--silence-timeout", float) if silence_timeout else 0
     if warm is None:
         warm = environ.get("BRENDER_WARM", "1").lower() not in ("0", "false", "no", "off")
@@ -178,4 +187,5 @@ def resolve(
         warm=warm,
         warm_idle=idle or None,
         warm_memory=memory or None,
+        cache_size=cache_bytes,
     )

@@ -47,6 +47,8 @@ class Connection:
         self.port = port
         self.max_backoff = max_backoff
         self.client_id: int | None = None
+        self.http_port: int | None = None
+        """The master's HTTP port, from its `welcome` (uploaded jobs' files, frames back)."""
         self._hello = hello
         self._on_order = on_order
         self._writer: asyncio.StreamWriter | None = None
@@ -56,6 +58,14 @@ class Connection:
     @property
     def address(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def http_url(self) -> str | None:
+        """The master's HTTP address, when its `welcome` named the port."""
+        if self.http_port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.http_port}"
 
     @property
     def connected(self) -> bool:
@@ -121,6 +131,7 @@ class Connection:
         await writer.drain()
         answer, early = await asyncio.wait_for(self._handshake(reader), WELCOME_TIMEOUT)
         self.client_id = answer.client_id
+        self.http_port = answer.http_port
         heartbeat = answer.heartbeat if answer.heartbeat > 0 else 0
         log.info("connected to the master at %s as client %s", self.address, self.client_id)
         self._welcomed = True

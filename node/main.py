@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop a warm Blender whose processes use more memory than this after a chunk"
         " (default: 3/4 of the machine's memory; 0: no limit)",
     )
+    add(
+        "--cache-size",
+        metavar="SIZE",
+        help="the most the cache of uploaded jobs' files may hold in the work dir, e.g. 50G"
+        " (default 20G; BRENDER_CACHE_SIZE)",
+    )
     add("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     add("--version", action="version", version=f"brender-node {__version__}")
     return parser
@@ -101,6 +107,7 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         warm=args.warm,
         warm_idle=args.warm_idle,
         warm_memory=args.warm_memory,
+        cache_size=args.cache_size,
     )
     config.engines = sysinfo.engines(config.blender_specs)
     config.blender_version = config.engines[0].version

@@ -49,6 +49,7 @@ def order_of(render: messages.Render) -> RenderOrder:
         timeout=render.timeout,
         blender=render.blender,
         autoexec=render.autoexec,
+        manifest=render.manifest,
     )
 
 
@@ -116,8 +117,9 @@ class OrderHandler:
         """Why this node must not start Blender on the order, if it must not: a job that runs
         the file's Python on a node that does not allow it, or a file none of the Blenders the
         order may use can open (it would crash, or render it wrongly)."""
+        inside = order.manifest is not None  # an uploaded job: paths in its tree (packed.py)
         for what, path in (("blend_file", order.blend_file), ("output", order.output or "")):
-            if path and (problem := path_problem(path)) is not None:  # the server checks too
+            if path and (problem := path_problem(path, absolute=not inside)) is not None:
                 return messages.Rejected(order.chunk_id, f"the order's {what} {problem}")
         if order.autoexec and not self._allow_autoexec:
             return messages.Rejected(

@@ -12,6 +12,7 @@ import platformdirs
 
 from brender import __version__, wire
 from brender.server.db import default_url
+from brender.sizes import parse_size
 
 
 class ConfigError(Exception):
@@ -38,6 +39,10 @@ class ServerConfig:
     """Connections each port may hold at once (0: from the file-descriptor limit)."""
     max_per_peer: int = 4096
     """Connections one address may hold on each port."""
+    max_file_size: int = 64 * 1024**3
+    """The largest file one upload may bring (bytes)."""
+    store_quota: int = 500 * 1024**3
+    """The most the blob store of uploaded files may hold (bytes)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -134,6 +139,16 @@ def parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_PER_PEER", "4096") or 4096),
         help="connections one address may hold on each port (default 4096)",
     )
+    p.add_argument(
+        "--max-file-size",
+        default=_env("MAX_FILE_SIZE", "64G"),
+        help="the largest file an upload may bring (default 64G)",
+    )
+    p.add_argument(
+        "--store-quota",
+        default=_env("STORE_QUOTA", "500G"),
+        help="the most the store of uploaded files may hold (default 500G)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     p.add_argument("--version", action="version", version=f"brender-server {__version__}")
     return p
@@ -156,6 +171,10 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         raise ConfigError("--idle-timeout must be positive")
     if args.max_connections < 0 or args.max_per_peer < 1:
         raise ConfigError("--max-connections must be 0 or more and --max-per-peer 1 or more")
+    try:
+        max_file_size, store_quota = parse_size(args.max_file_size), parse_size(args.store_quota)
+    except ValueError as exc:
+        raise ConfigError(f"--max-file-size / --store-quota: {exc}") from None
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("brender")).expanduser().resolve()
     output_root = (
         Path(args.output_root).expanduser().resolve() if args.output_root else data_dir / "renders"
@@ -176,4 +195,6 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,
         max_per_peer=args.max_per_peer,
+        max_file_size=max_file_size,
+        store_quota=store_quota,
     )

@@ -69,7 +69,17 @@ def _v3_versions(db: pw.Database) -> None:
     )
 
 
-def _v4_request_ids(db: pw.Database) -> None:
+def _v4_uploads(db: pw.Database) -> None:
+    """Jobs without shared storage: where the job's files are, and its manifest's hash.
+    The columns are spelt out here, as they were when this step was written."""
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        migrator.add_column(Job._meta.table_name, "storage", pw.CharField(default="shared")),
+        migrator.add_column(Job._meta.table_name, "manifest", pw.CharField(default="")),
+    )
+
+
+def _v5_request_ids(db: pw.Database) -> None:
     """`job.request_id`: a submit sent again (its answer was lost) answers the first job."""
     migrator = SchemaMigrator.from_database(db)
     # Spelt out as it was when this step was written; the unique index comes with the column.
@@ -83,7 +93,8 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_baseline,
     _v2_faults,
     _v3_versions,
-    _v4_request_ids,
+    _v4_uploads,
+    _v5_request_ids,
 ]
 
 

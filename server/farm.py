@@ -20,6 +20,7 @@ from tornado.ioloop import PeriodicCallback
 
 from brender import messages
 from brender.server import chunking, journal
+from brender.server.blobs import BlobStore
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
 from brender.server.scheduler import Scheduler, Sizer
@@ -48,6 +49,8 @@ class FarmSettings:
     token: str | None = None
     node_timeout: float = 10.0
     heartbeat: float = 2.0
+    http_port: int | None = None
+    """Told to nodes in `welcome`: where they fetch uploaded files and send frames back."""
 
 
 @dataclass(eq=False)
@@ -79,6 +82,8 @@ class Farm:
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
     local_node: Callable[[], dict[str, Any]] | None = None
     """The state of `--local-node`'s process (server/local_node.py), when there is one."""
+    blobs: BlobStore | None = None
+    """The store of uploaded files (server/blobs.py); None: this farm takes no uploads."""
     stopping: bool = False
     _events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _events_batch: int = -1

@@ -15,7 +15,7 @@ from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 
 from brender import wire
-from brender.server import api, thumbs, ws
+from brender.server import api, thumbs, uploads, ws
 from brender.server.accept import Gate, Listener
 from brender.server.farm import Farm
 
@@ -37,6 +37,9 @@ STATUS = {
     "unauthorized": 401,
     "timeout": 504,
     "unavailable": 503,
+    "missing_files": 409,
+    "hash_mismatch": 400,
+    "quota": 507,
     "internal": 500,
 }
 
@@ -139,8 +142,10 @@ def _scalar(text: str) -> Any:
 
 def make_app(farm: Farm) -> tornado.web.Application:
     web = str(ws.WEB_DIR)
+    files = uploads.routes(farm, farm.blobs) if farm.blobs is not None else []
     return tornado.web.Application(
         [
+            *files,
             (r"/api", ApiHandler, {"farm": farm}),
             (r"/api/([a-z]+)", ApiHandler, {"farm": farm}),
             (r"/ws", ws.EventSocket, {"farm": farm}),

@@ -180,6 +180,8 @@ class LiveJob:
     requirement: Requirement | None = None
     """The Blender the job asks for (`job.blender`), if any."""
     autoexec: bool = False
+    manifest: str = ""
+    """The SHA-256 of its manifest for a job whose files were uploaded; "" for shared storage."""
 
     @classmethod
     def from_row(cls, row: Any) -> LiveJob:
@@ -196,6 +198,7 @@ class LiveJob:
             started_at=row.started_at,
             finished_at=row.finished_at,
             error=row.error or "",
+            manifest=row.manifest or "",
         )
         job._versions(row)
         return job

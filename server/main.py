@@ -12,6 +12,7 @@ from tornado.netutil import bind_sockets
 
 from brender.server import actions, api
 from brender.server.accept import Gate, port_cap, raise_fd_limit
+from brender.server.blobs import BlobStore
 from brender.server.config import ConfigError, ServerConfig, load
 from brender.server.db import open_database
 from brender.server.errors import FarmError
@@ -52,25 +53,28 @@ async def serve(config: ServerConfig) -> int:
         ),
         store,
     )
+    farm.blobs = BlobStore(config.data_dir / "files", config.max_file_size, config.store_quota)
+    await asyncio.to_thread(farm.blobs.start)
     farm.start()
 
     fds = raise_fd_limit()
     cap = config.max_connections or port_cap(fds)
-    tcp = FarmTCP(farm, Gate(cap, config.max_per_peer), idle=config.idle_timeout)
-    tcp_sockets = bind_sockets(config.tcp_port, address=config.host, backlog=BACKLOG)
-    tcp.listen(tcp_sockets)
+    # HTTP first: a node's `welcome` tells it the HTTP port (uploaded jobs' files, frames).
     http = HTTPServer(
         make_app(farm),
         max_body_size=MAX_BODY + 1024 * 1024,
         xheaders=False,
-        idle_connection_timeout=config.idle_timeout,
-        body_timeout=config.idle_timeout,
+        idle_connection_timeout=config.idle_timeout,  # between requests; a body may be long
     )
     http_sockets = bind_sockets(config.http_port, address=config.host, backlog=BACKLOG)
     http_listeners = listen_http(http, http_sockets, Gate(cap, config.max_per_peer))
-    log.info("open-file limit %d: each port takes up to %d connections", fds, cap)
-    tcp_port = tcp_sockets[0].getsockname()[1]
     http_port = http_sockets[0].getsockname()[1]
+    farm.settings.http_port = http_port
+    tcp = FarmTCP(farm, Gate(cap, config.max_per_peer), idle=config.idle_timeout)
+    tcp_sockets = bind_sockets(config.tcp_port, address=config.host, backlog=BACKLOG)
+    tcp.listen(tcp_sockets)
+    tcp_port = tcp_sockets[0].getsockname()[1]
+    log.info("open-file limit %d: each port takes up to %d connections", fds, cap)
 
     print(
         f"brender-server: tcp {_addr(config.host, tcp_port)} "

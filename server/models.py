@@ -88,6 +88,8 @@ class Job(BaseModel):
     blender = pw.CharField(default="")  # what the job asks for: "4.5", ">=4.2", "4.2-4.5"
     autoexec = pw.BooleanField(default=False)  # run the file's Python (drivers, scripts)
     request_id = pw.CharField(null=True, unique=True)  # the submitter's, so a retry is not a copy
+    storage = pw.CharField(default="shared")  # "shared": blend_file is a path every node sees
+    manifest = pw.CharField(default="")  # "upload": the SHA-256 of its manifest (a blob)
     error = pw.TextField(default="")
     created_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)

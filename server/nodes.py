@@ -136,7 +136,8 @@ class NodeSession:
         except FarmError as exc:
             await self._refuse(exc.code, exc.message)
             return
-        self.send(messages.Welcome(client_id, self.farm.settings.heartbeat, __version__))
+        settings = self.farm.settings
+        self.send(messages.Welcome(client_id, settings.heartbeat, __version__, settings.http_port))
         reason = "connection closed"
         try:
             # Lines are handled as they arrive, in the call that read them (server/conn.py).

@@ -182,12 +182,15 @@ class Scheduler(Faults):
             chunk_id=chunk.id,
             job_id=job.id,
             blend_file=job.blend_file,
-            output=job.output,
+            # An uploaded job's node renders into a folder of its own and sends each frame
+            # back: it gets the file-name pattern only.
+            output=job.output.rsplit("/", 1)[-1] if job.manifest else job.output,
             format=job.format,
             frames=sent,
             timeout=float(job.timeout),
             blender=blender or None,
             autoexec=job.autoexec,
+            manifest=job.manifest or None,
         )
 
     def _carve(self, job: LiveJob, chunk: LiveChunk, count: int) -> LiveChunk:

@@ -101,3 +101,82 @@ def scene_lines(
         lines.append("bpy.data.objects.remove(bpy.data.objects['Camera'])")
     lines.append(f"bpy.ops.wm.save_as_mainfile(filepath={str(path)!r})")
     return lines
+
+
+def make_linked_scene(
+    root: Path,
+    frame_start: int = 1,
+    frame_end: int = 2,
+    *,
+    main_name: str = "shots/sh010.blend",
+    samples: int = 4,
+    resolution: int = 48,
+    library: Path | None = None,
+    blender: str = BLENDER,
+) -> tuple[Path, Path, Path]:
+    """An artist's three folders under `root`: a library .blend (`lib/props.blend`, one
+    object "Prop"), a texture (`tex/checker.png`) and a main scene (`main_name`) that links
+    the Prop from the library and puts the texture on its own plane, all saved with relative
+    paths. Answers (main, library, texture). With `library` given, that library (and the
+    texture beside it) is reused: a second shot sharing the first one's files."""
+    root = Path(root).resolve()
+    lib = library or root / "lib" / "props.blend"
+    tex = lib.parent.parent / "tex" / "checker.png"
+    main = root / main_name
+    if library is None:
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        tex.parent.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "import bpy",
+            "bpy.ops.wm.read_factory_settings(use_empty=True)",
+            "img = bpy.data.images.new('checker', 16, 16, alpha=False)",
+            "img.generated_type = 'COLOR_GRID'",
+            f"img.filepath_raw = {str(tex)!r}",
+            "img.file_format = 'PNG'",
+            "img.save()",
+            "bpy.ops.mesh.primitive_monkey_add(location=(1.2, 0, 0))",
+            "o = bpy.context.active_object",
+            "o.name = 'Prop'",
+            "bpy.ops.wm.save_as_mainfile(filepath=" + repr(str(lib)) + ")",
+        ]
+        _run_blender(blender, lines, lib)
+    main.parent.mkdir(parents=True, exist_ok=True)
+    lines = scene_lines(main, frame_start, frame_end, samples, resolution, True, False)[:-1]
+    lines += [
+        f"with bpy.data.libraries.load({str(lib)!r}, link=True) as (src, dst):",
+        "    dst.objects = ['Prop']",
+        "for o in dst.objects:",
+        "    s.collection.objects.link(o)",
+        "bpy.ops.mesh.primitive_plane_add(size=1.5, location=(-1.2, 0, 0.5), rotation=(1.2, 0, 0))",
+        "plane = bpy.context.active_object",
+        "mat = bpy.data.materials.new('tex')",
+        "mat.use_nodes = True",
+        "nodes = mat.node_tree.nodes",
+        "t = nodes.new('ShaderNodeTexImage')",
+        f"t.image = bpy.data.images.load({str(tex)!r})",
+        "mat.node_tree.links.new(t.outputs['Color'], nodes['Principled BSDF'].inputs['Base Color'])",
+        "plane.data.materials.append(mat)",
+        "s.frame_set(1)",
+        f"bpy.ops.wm.save_as_mainfile(filepath={str(main)!r}, relative_remap=True)",
+    ]
+    _run_blender(blender, lines, main)
+    return main, lib, tex
+
+
+def _run_blender(blender: str, lines: list[str], made: Path) -> None:
+    done = subprocess.run(
+        [
+            blender,
+            "-b",
+            "--factory-startup",
+            "--python-exit-code",
+            "1",
+            "--python-expr",
+            "\n".join(lines),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=120,
+        check=False,
+    )
+    _made(made, done)

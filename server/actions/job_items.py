@@ -15,7 +15,7 @@ from brender.server.api import Request, Routes
 from brender.server.errors import Conflict
 from brender.server.farm import Farm
 from brender.server.models import Chunk, Frame, Job
-from brender.server.services import changes, jobs, query
+from brender.server.services import changes, jobs, packed, query
 from brender.server.states import FrameStatus
 
 
@@ -62,7 +62,10 @@ async def create(farm: Farm, req: Request) -> dict[str, Any]:
 
 async def _new_job(farm: Farm, req: Request, check: Any, make: Any) -> dict[str, Any]:
     check(req.values)  # a bad value is refused before anything is written
-    values = await jobs.with_header_version(req.values)  # not on the writer: every commit waits
+    values = req.values
+    if "upload" in values or "manifest" in values:  # files in the farm's blob store
+        values = await packed.prepare_submit(farm.blobs, values)
+    values = await jobs.with_header_version(values)  # not on the writer: every commit waits
     root, ids = farm.settings.output_root, farm.scheduler.new_chunk_ids
     request_id = values.get("request_id")
 

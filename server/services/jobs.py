@@ -42,7 +42,14 @@ SUBMIT_FIELDS = {
     "shot": v.name_field(),
     "paused": v.Field(bool),
     "request_id": v.Field(str, nonempty=True),
+    # Files uploaded to the farm's blob store instead of a shared `blend_file` (packed.py):
+    # the manifest itself, or the SHA-256 of one the farm holds.
+    "upload": v.Field(dict),
+    "manifest": v.Field(str),
 }
+UPLOAD_FIELDS = {**SUBMIT_FIELDS, "output": v.Field(str), "blend_file": v.Field(str)}
+"""An uploaded job's `output` is a file-name pattern (`packed.check_pattern` checks it) and
+its `blend_file` the main file's path in its tree (`brender.manifest` checks those)."""
 CREATE_FIELDS = {
     **v.JOB_FIELDS,
     "shot_id": v.Field(int, 1),
@@ -66,8 +73,12 @@ Ranges = list[tuple[int, int, int]]
 
 def check_submit(values: dict[str, Any]) -> dict[str, Any]:
     """A submit's values, checked (no database needed): raise before anything is written."""
-    data = check_versions(v.check(values, SUBMIT_FIELDS, "job submit"))
-    v.require(data, ("project", "sequence", "shot", "blend_file"), "job submit")
+    uploaded = "upload" in values or "manifest" in values
+    spec = UPLOAD_FIELDS if uploaded else SUBMIT_FIELDS
+    data = check_versions(v.check(values, spec, "job submit"))
+    v.require(
+        data, ("project", "sequence", "shot", *(() if uploaded else ("blend_file",))), "job submit"
+    )
     return data
 
 
@@ -101,6 +112,8 @@ def header_version(path: Any) -> str | None:
 async def with_header_version(values: dict[str, Any]) -> dict[str, Any]:
     """`values` with `file_version` from the header of their `blend_file`, which wins over what
     the submitter said, read in a worker thread."""
+    if "manifest" in values or "upload" in values:
+        return values  # read from the blob store already (packed.prepare_submit)
     version = await asyncio.to_thread(header_version, values.get("blend_file"))
     return values if version is None else {**values, "file_version": version}
 
@@ -155,13 +168,19 @@ def _create(
     paused = data.pop("paused", False)
     data.setdefault("name", Path(data["blend_file"]).stem)
     read_file_version(data)
+    uploaded = bool(data.get("manifest"))
+    pattern = data.pop("output", "") or ""
     job = Job.create(
         shot=shot,
         status=(JobStatus.PAUSED if paused else JobStatus.QUEUED).value,
-        output=data.pop("output", "") or "",
+        output="" if uploaded else pattern,
+        storage="upload" if uploaded else "shared",
         **data,
     )
-    if not job.output:
+    if uploaded:  # its frames come back to the farm, into the job's own folder
+        job.output = str(Path(default_output(output_root, job)).with_name(pattern or "####"))
+        job.save(only=[Job.output])
+    elif not job.output:
         job.output = default_output(output_root, job)
         job.save(only=[Job.output])
     return job, create_rows(job.id, start, end, size, chunk_ids)

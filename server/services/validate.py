@@ -109,6 +109,8 @@ def check_one(key: str, value: Any, field: Field) -> Any:
         raise InvalidValue(f"'{key}' must be true or false, not {type_name(value)}")
     elif field.kind is list and not isinstance(value, list):
         raise InvalidValue(f"'{key}' must be a list, not {type_name(value)}")
+    elif field.kind is dict and not isinstance(value, dict):
+        raise InvalidValue(f"'{key}' must be an object, not {type_name(value)}")
     return value
 
 

@@ -29,6 +29,8 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     database.execute_sql("DROP INDEX job_request_id")
     migrate(
         SqliteMigrator(database).drop_column(Job._meta.table_name, "request_id"),
+        SqliteMigrator(database).drop_column(Job._meta.table_name, "storage"),
+        SqliteMigrator(database).drop_column(Job._meta.table_name, "manifest"),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "timeout"),
         SqliteMigrator(database).drop_column(Frame._meta.table_name, "log_tail"),
         SqliteMigrator(database).drop_column(Chunk._meta.table_name, "failed_client"),
@@ -52,6 +54,6 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     assert database.table_exists("blocklist")
     assert {"file_version", "blender", "autoexec"} <= columns
     assert "blenders" in {c.name for c in database.get_columns(Client._meta.table_name)}
-    assert "request_id" in columns
-    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2, 3, 4]
+    assert {"request_id", "storage", "manifest"} <= columns
+    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2, 3, 4, 5]
     database.close()

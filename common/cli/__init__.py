@@ -1,0 +1,1 @@
+"""`brender`: the command-line client for pipelines and scripts (submit, download)."""

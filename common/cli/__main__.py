@@ -1,0 +1,5 @@
+import sys
+
+from brender.cli.main import main
+
+sys.exit(main())

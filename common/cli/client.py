@@ -1,0 +1,172 @@
+"""The farm's HTTP API as the command line uses it: requests, blob uploads, frame downloads.
+
+Standard library only. Bodies are streamed from and to files a block at a time; an upload
+cut short resumes from what the farm holds (`GET /blobs/<sha>/partial`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BLOCK = 1024 * 1024
+TIMEOUT = 60.0
+RETRIES = 3
+
+
+class CliError(Exception):
+    """Something the command line reports in one line and exits non-zero for."""
+
+
+class Refused(CliError):
+    """The farm answered with an error object."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code})" if code not in message else message)
+        self.status = status
+        self.code = code
+
+
+Progress = Callable[[int], None]
+
+
+class FarmClient:
+    def __init__(self, url: str, token: str | None) -> None:
+        parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise CliError(f"--farm must be an http:// address, not {url!r}")
+        self.url = f"http://{parts.netloc}"
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.token = token
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+
+    def _call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = self._connection()
+        try:
+            conn.request(method, path, body=body, headers={**self._headers(), **(headers or {})})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        except ConnectionRefusedError:
+            raise CliError(f"cannot reach the farm at {self.url}: connection refused") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise CliError(f"cannot reach the farm at {self.url}: {exc}") from None
+        finally:
+            conn.close()
+
+    def _json(self, status: int, raw: bytes) -> Any:
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise CliError(f"the farm at {self.url} answered HTTP {status} without JSON") from None
+        if isinstance(answer, dict) and answer.get("ok") is False:
+            error = answer.get("error") or {}
+            code = str(error.get("code", "error"))
+            message = str(error.get("message", ""))
+            if code == "unauthorized":
+                message = f"the farm refused the token: {message} (--token / BRENDER_TOKEN)"
+            raise Refused(status, code, message)
+        return answer["data"] if isinstance(answer, dict) and "data" in answer else answer
+
+    def api(self, request: dict[str, Any]) -> Any:
+        body = json.dumps(request).encode()
+        status, _, raw = self._call("POST", "/api", body, {"Content-Type": "application/json"})
+        return self._json(status, raw)
+
+    def missing(self, manifest: dict[str, Any]) -> list[str]:
+        status, _, raw = self._call("POST", "/blobs/missing", json.dumps({"manifest": manifest}))
+        return list(self._json(status, raw)["missing"])
+
+    def stats(self) -> dict[str, Any]:
+        status, _, raw = self._call("GET", "/blobs")
+        return dict(self._json(status, raw))
+
+    def held(self, sha: str) -> int:
+        """Bytes of `sha` the farm holds from an interrupted upload (0 if none)."""
+        status, _, raw = self._call("GET", f"/blobs/{sha}/partial")
+        return int(self._json(status, raw)["size"])
+
+    def put_blob(self, sha: str, path: Path, progress: Progress) -> int:
+        """Upload `path` as blob `sha`, resuming where an earlier try stopped; answers the
+        bytes sent."""
+        size = os.path.getsize(path)
+        sent = 0
+        for attempt in range(RETRIES):
+            offset = self.held(sha)  # what an earlier, cut try left on the farm
+            try:
+                sent += self._put_from(sha, path, offset, size, progress)
+                return sent
+            except CliError as exc:
+                if isinstance(exc, Refused) or attempt == RETRIES - 1:
+                    raise
+        return sent
+
+    def _put_from(self, sha: str, path: Path, offset: int, size: int, progress: Progress) -> int:
+        headers = {
+            **self._headers(),
+            "Content-Length": str(size - offset),
+            "Content-Range": f"bytes {offset}-{max(size - 1, 0)}/{size}",
+        }
+        conn = self._connection()
+        try:
+            conn.putrequest("PUT", f"/blobs/{sha}")
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            conn.endheaders()
+            sent = 0
+            with open(path, "rb") as f:
+                f.seek(offset)
+                while block := f.read(BLOCK):
+                    conn.send(block)
+                    sent += len(block)
+                    progress(len(block))
+            resp = conn.getresponse()
+            status, raw = resp.status, resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise CliError(f"upload of {path.name} cut short: {exc}") from None
+        finally:
+            conn.close()
+        self._json(status, raw)
+        return sent
+
+    def frame_sha(self, job_id: int, number: int) -> str | None:
+        status, headers, _ = self._call("HEAD", f"/frames/{job_id}/{number}")
+        if status != 200:
+            return None
+        return {k.lower(): v for k, v in headers.items()}.get("x-content-sha256")
+
+    def get_frame(self, job_id: int, number: int, dest: Path) -> str:
+        """Download a done frame to `dest` (via a temporary file); answers its SHA-256."""
+        conn = self._connection()
+        temp = dest.with_name(f".{dest.name}.part")
+        try:
+            conn.request("GET", f"/frames/{job_id}/{number}", headers=self._headers())
+            resp = conn.getresponse()
+            if resp.status != 200:
+                self._json(resp.status, resp.read())
+                raise CliError(f"frame {number}: HTTP {resp.status}")
+            digest = hashlib.sha256()
+            with open(temp, "wb") as f:
+                while block := resp.read(BLOCK):
+                    f.write(block)
+                    digest.update(block)
+        except (OSError, http.client.HTTPException) as exc:
+            temp.unlink(missing_ok=True)
+            raise CliError(f"cannot download frame {number} from {self.url}: {exc}") from None
+        finally:
+            conn.close()
+        os.replace(temp, dest)
+        return digest.hexdigest()

@@ -1,0 +1,109 @@
+"""Jobs whose files were uploaded (`storage` "upload"): their manifest at submit, where their
+frames go, and which frame file a download reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from brender.blendfile import BlendFileError, read_version
+from brender.manifest import SHA256, Manifest, ManifestError, check_path
+from brender.server.blobs import BlobStore
+from brender.server.errors import FarmError, InvalidValue, NotFound
+from brender.server.models import Frame, Job
+from brender.server.states import FrameStatus
+
+UPLOAD = "upload"
+SHARED = "shared"
+MAX_LISTED = 20
+
+
+class MissingBlobs(FarmError):
+    code = "missing_files"
+
+
+def check_pattern(output: Any) -> str:
+    """An uploaded job's `output` is only a file-name pattern (`####`, `sh010_####`): its
+    frames go under the server's output root, never to a path the submitter picks."""
+    if output in (None, ""):
+        return "####"
+    try:
+        name = check_path(output)
+    except ManifestError as exc:
+        raise InvalidValue(f"'output': {exc}") from None
+    if "/" in name or "#" not in name:
+        raise InvalidValue(
+            "'output' of an uploaded job is a file-name pattern with '#' for the frame number "
+            f"(e.g. 'sh010_####'), not {output!r}: its frames are stored by the farm"
+        )
+    return name
+
+
+async def prepare_submit(store: BlobStore | None, values: dict[str, Any]) -> dict[str, Any]:
+    """A submit's `upload` (a manifest) or `manifest` (the SHA-256 of one the farm holds)
+    checked against the blob store: every blob present, the manifest itself stored as a
+    blob, the main file's Blender version read from its header. Answers the values with
+    `blend_file` (the main file's path in the tree) and `manifest` (its hash) in place of
+    `upload`; raises MissingBlobs naming what the farm lacks."""
+    if store is None:
+        raise InvalidValue("this farm does not take uploads")
+    out = dict(values)
+    raw = out.pop("upload", None)
+    try:
+        if raw is None:
+            raw = await asyncio.to_thread(_stored_manifest, store, out.get("manifest"))
+        manifest = Manifest.parse(raw)
+    except ManifestError as exc:
+        raise InvalidValue(f"'upload': {exc}") from None
+    check_pattern(out.get("output"))
+    missing = set(store.missing(manifest.hashes()))
+    if missing:
+        names = [p for p, e in sorted(manifest.files.items()) if e.sha256 in missing]
+        shown = ", ".join(names[:MAX_LISTED]) + (" …" if len(names) > MAX_LISTED else "")
+        raise MissingBlobs(
+            f"the farm lacks {len(missing)} file(s) of this upload ({shown}): "
+            "PUT each to /blobs/<sha256> first (POST /blobs/missing lists them)"
+        )
+    out["manifest"] = await asyncio.to_thread(store.put_bytes, manifest.canonical())
+    out["blend_file"] = manifest.main
+    main = store.path(manifest.files[manifest.main].sha256)
+    try:
+        out["file_version"] = str((await asyncio.to_thread(read_version, main)).series)
+    except BlendFileError as exc:
+        raise InvalidValue(f"'upload': {manifest.main} is not a .blend: {exc}") from None
+    return out
+
+
+def _stored_manifest(store: BlobStore, sha: Any) -> Any:
+    if not isinstance(sha, str) or not SHA256.match(sha):
+        raise ManifestError("'manifest' must be the SHA-256 of a manifest")
+    if not store.has(sha):
+        raise ManifestError(f"this farm holds no manifest {sha}: send it as 'upload'")
+    return json.loads(store.path(sha).read_bytes())
+
+
+def job_output(job_id: int) -> tuple[str, str]:
+    """The job's output pattern and its storage, or NotFound."""
+    row = Job.select(Job.output, Job.storage).where(Job.id == job_id).first()
+    if row is None:
+        raise NotFound(f"no job with id {job_id}")
+    return row.output, row.storage
+
+
+def frame_file(job_id: int, number: int) -> Path:
+    """The file of a done frame, or NotFound."""
+    row = (
+        Frame.select(Frame.status, Frame.output_file)
+        .where((Frame.job == job_id) & (Frame.number == number))
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"job {job_id} has no frame {number}")
+    if row.status != FrameStatus.DONE.value or not row.output_file:
+        raise NotFound(f"frame {number} of job {job_id} is {row.status}, not done")
+    path = Path(row.output_file)
+    if not path.is_file():
+        raise NotFound(f"frame {number} of job {job_id}: {path} is gone")
+    return path
