@@ -16,6 +16,7 @@ import psutil
 from brender import wire
 from brender.node.errors import NodeError
 from brender.sizes import parse_size
+from brender.tokens import TokenFileError, find_token
 
 if TYPE_CHECKING:
     from brender.node.engines import Engine  # engines imports find_blender from here
@@ -128,6 +129,7 @@ def resolve(
     name: str | None = None,
     work_dir: str | None = None,
     token: str | None = None,
+    token_file: str | None = None,
     threads: str | None = None,
     max_backoff: str | None = None,
     silence_timeout: str | None = None,
@@ -180,7 +182,7 @@ def resolve(
         name=name or environ.get("BRENDER_NODE_NAME") or socket.gethostname(),
         host=host,
         port=port,
-        token=token or environ.get("BRENDER_TOKEN") or None,
+        token=_token(token, token_file, environ),
         threads=int(_number(threads_text, "threads", int)) if threads_text else None,
         max_backoff=backoff,
         silence_timeout=silence or None,
@@ -189,3 +191,10 @@ def resolve(
         warm_memory=memory or None,
         cache_size=cache_bytes,
     )
+
+
+def _token(token: str | None, token_file: str | None, environ: Mapping[str, str]) -> str | None:
+    try:
+        return find_token(token, token_file, environ)
+    except TokenFileError as exc:
+        raise NodeError(str(exc)) from None

@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--name", help="this node's name on the farm (default: the host name)")
     add("--work-dir", metavar="DIR", help="where the node keeps its id and runs Blender")
-    add("--token", help="the farm's token, when the master has one")
+    add(
+        "--token",
+        help="the farm's token, when the master has one (shows in `ps`: prefer"
+        " --token-file or BRENDER_TOKEN)",
+    )
+    add("--token-file", metavar="PATH", help="read the farm's token from this file's first line")
     add("--threads", metavar="N", help="render threads for Blender (-t; default: all)")
     add("--max-backoff", metavar="SECONDS", help="longest wait between reconnects (default 5)")
     add(
@@ -100,6 +105,7 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         name=args.name,
         work_dir=args.work_dir,
         token=args.token,
+        token_file=args.token_file,
         threads=args.threads,
         max_backoff=args.max_backoff,
         silence_timeout=args.silence_timeout,

@@ -13,6 +13,7 @@ import platformdirs
 from brender import __version__, wire
 from brender.server.db import default_url
 from brender.sizes import parse_size
+from brender.tokens import TokenFileError, find_token
 
 
 class ConfigError(Exception):
@@ -88,8 +89,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--token",
-        default=_env("TOKEN"),
-        help="shared secret every node and API client must present",
+        help="shared secret every node and API client must present (BRENDER_TOKEN; it shows "
+        "in `ps`: prefer --token-file)",
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the token from this file's first line (BRENDER_TOKEN_FILE)",
     )
     p.add_argument(
         "--data-dir",
@@ -156,7 +162,10 @@ def parser() -> argparse.ArgumentParser:
 
 def load(argv: list[str] | None = None) -> ServerConfig:
     args = parser().parse_args(argv)
-    token = args.token or None
+    try:
+        token = find_token(args.token, args.token_file, os.environ)
+    except TokenFileError as exc:
+        raise ConfigError(str(exc)) from None
     if not is_loopback(args.host) and not token:
         raise ConfigError(
             f"refusing to listen on {args.host} without a token: anyone on the network could "

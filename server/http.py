@@ -5,6 +5,7 @@ Handlers parse, cap sizes, authenticate and call the one dispatcher; nothing els
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,7 @@ import tornado.web
 from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
+from tornado.log import access_log
 
 from brender import wire
 from brender.server import api, thumbs, uploads, ws
@@ -140,6 +142,18 @@ def _scalar(text: str) -> Any:
     return text
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log line, with the path only: a query string may carry a token
+    (`/thumb/7?token=…`), and a log is read by more people than the farm's admin."""
+    status = handler.get_status()
+    if status < 400:
+        return  # as before: only what went wrong
+    request = handler.request
+    level = logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.path,
+                   request.remote_ip, 1000.0 * request.request_time())  # fmt: skip
+
+
 def make_app(farm: Farm) -> tornado.web.Application:
     web = str(ws.WEB_DIR)
     files = uploads.routes(farm, farm.blobs) if farm.blobs is not None else []
@@ -153,6 +167,7 @@ def make_app(farm: Farm) -> tornado.web.Application:
             (r"/()", ws.PageFiles, {"path": web, "default_filename": "index.html"}),
             (r"/static/(.*)", ws.PageFiles, {"path": web}),
         ],
+        log_function=log_request,
     )
 
 

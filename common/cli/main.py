@@ -23,6 +23,7 @@ from typing import Any
 from brender import __version__
 from brender.cli.client import CliError, FarmClient
 from brender.sizes import human
+from brender.tokens import TokenFileError, find_token
 
 DEFAULT_FARM = "http://127.0.0.1:8080"
 FINAL = ("completed", "failed", "canceled")
@@ -39,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("BRENDER_FARM", DEFAULT_FARM),
         help=f"the farm's HTTP address (default {DEFAULT_FARM}; BRENDER_FARM)",
     )
-    common.add_argument("--token", default=os.environ.get("BRENDER_TOKEN"), help="BRENDER_TOKEN")
+    common.add_argument("--token", help="the farm's token (BRENDER_TOKEN; shows in `ps`)")
+    common.add_argument(
+        "--token-file", metavar="PATH", help="read the token from this file (BRENDER_TOKEN_FILE)"
+    )
 
     s = sub.add_parser("submit", parents=[common], help="pack, upload and submit a .blend")
     s.add_argument("file", type=Path, help="the .blend to render")
@@ -76,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        client = FarmClient(args.farm, args.token)
+        try:
+            token = find_token(args.token, args.token_file, os.environ)
+        except TokenFileError as exc:
+            raise CliError(str(exc)) from None
+        client = FarmClient(args.farm, token)
         if args.command == "submit":
             return submit(client, args)
         return download(client, args)
