@@ -24,7 +24,7 @@ from brender import wire
 from brender.server.api import token_ok
 from brender.server.errors import NotFound
 from brender.server.farm import Farm
-from brender.server.models import Frame
+from brender.server.models import Frame, Job
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ _cache_lock = threading.Lock()
 
 
 def frame_output(frame_id: int) -> str:
-    """The file a frame was saved to; `NotFound` (with what to do) when there is none yet."""
+    """The file a frame was saved to; `NotFound` (with what to do) when there is none yet, or
+    when the file is not in the job's own output folder (a report the farm cannot vouch for)."""
     frame = (
         Frame.select(Frame.id, Frame.job, Frame.number, Frame.status, Frame.output_file)
         .where(Frame.id == frame_id)
@@ -66,7 +67,29 @@ def frame_output(frame_id: int) -> str:
         raise NotFound(
             f"frame {frame.number} of job {frame.job_id} has no output file yet ({frame.status})"
         )
+    job = Job.select(Job.output, Job.blend_file).where(Job.id == frame.job_id).first()
+    folder = output_folder(job.output, job.blend_file) if job is not None else ""
+    if not folder or not inside(str(frame.output_file), folder):
+        log.warning("frame %d: %r is outside its job's output folder %r; not served",
+                    frame_id, frame.output_file, folder)  # fmt: skip
+        raise NotFound(
+            f"frame {frame.number} of job {frame.job_id} has no file in its job's folder"
+        )
     return str(frame.output_file)
+
+
+def output_folder(pattern: str, blend_file: str) -> str:
+    """The folder a job's output pattern writes into (`//` is the .blend's folder, as Blender
+    reads it); "" when it names none."""
+    if pattern.startswith("//"):
+        pattern = os.path.join(os.path.dirname(blend_file), pattern[2:])
+    return os.path.dirname(pattern) if os.path.isabs(pattern) else ""
+
+
+def inside(path: str, folder: str) -> bool:
+    """`path`, links resolved, is in `folder` or below it."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root
 
 
 def thumbnail(path: str, size: int) -> Thumb:

@@ -59,6 +59,7 @@ def test_a_10000_frame_job_finishing_live_in_the_page(
                 "sequence": "sq",
                 "shot": "sh",
                 "blend_file": "/big.blend",
+                "output": str(tmp_path / "####"),  # the stand-in saves here
                 "frame_start": 1,
                 "frame_end": FRAMES,
                 "paused": True,
@@ -176,6 +177,7 @@ def test_failed_frames_show_their_reason_and_log_and_can_be_requeued(
                     "sequence": "s",
                     "shot": "flaky",
                     "blend_file": "/flaky.blend",
+                    "output": str(tmp_path / "####"),  # the stand-in saves here
                     "frame_start": 1,
                     "frame_end": 8,
                     "chunk_size": 4,

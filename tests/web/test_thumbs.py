@@ -131,9 +131,10 @@ def frames_of(server: ServerProcess, **values: Any) -> list[dict[str, Any]]:
 def test_the_route_serves_thumbnails_to_the_token_holder(
     farm: tuple[ServerProcess, Path],
 ) -> None:
-    server, _ = farm
+    server, out = farm
     base = {"project": "t", "sequence": "s", "shot": "a", "blend_file": "/x.blend"}
-    frames = frames_of(server, **base, frame_start=1, frame_end=3, chunk_size=3)
+    frames = frames_of(server, **base, frame_start=1, frame_end=3, chunk_size=3,
+                       output=str(out / "####"))  # fmt: skip
 
     def all_done() -> bool:
         rows = frames_of_job(server, frames[0]["job_id"])
@@ -189,3 +190,19 @@ def test_the_route_refuses_and_explains(farm: tuple[ServerProcess, Path]) -> Non
         assert status == 404 and "no frame with id" in json.loads(body)["error"]["message"]
     status, _, body = get(f"{server.http_url}/thumb/{queued['id']}?token={TOKEN}&size=big")
     assert status == 422
+
+
+def test_only_files_in_the_jobs_own_folder_are_shown(farm: tuple[ServerProcess, Path]) -> None:
+    # The stand-in node reports out/0001.png, a real image, for a job whose output is out/sub:
+    # a node may say anything; the server shows only what is in the job's own folder.
+    server, out = farm
+    base = {"project": "t", "sequence": "s", "shot": "c", "blend_file": "/x.blend"}
+    [frame] = frames_of(server, **base, frame_start=1, frame_end=1,
+                        output=str(out / "sub" / "####"))  # fmt: skip
+
+    def done() -> bool:
+        return frames_of_job(server, frame["job_id"])[0]["status"] == "done"
+
+    wait_for(done, 20, what="the stand-in node to report the frame")
+    status, _, body = get(f"{server.http_url}/thumb/{frame['id']}?token={TOKEN}")
+    assert status == 404 and "in its job's folder" in json.loads(body)["error"]["message"]
