@@ -2,19 +2,33 @@
 
 The zip holds `blender_manifest.toml` and the add-on's modules (addon/) at its root, as
 Blender's *Install from Disk* expects, and nothing else: no caches, no tests, no hidden files.
+Two things are added at build time and never committed in addon/:
+
+- `_shared/`: `common/manifest.py` and `common/pack.py` byte for byte (the packing code the
+  `brender` command line uses; they import each other relatively, so they work in either
+  package), and
+- `wheels/`: the pinned blender-asset-tracer wheel, which Blender installs when the extension
+  is enabled (the manifest's `wheels = [...]`). It comes from the wheel cache (`--wheels DIR`,
+  `BRENDER_WHEEL_CACHE`, else `~/.cache/brender/wheels`), or from `pip download` into it when
+  it is not there yet; its SHA-256 is checked either way, so a build offline with the wheel
+  cached and one online give the same bytes.
+
 The manifest is checked first, with the rules of Blender's own validator (`blender_ext.py
 validate`), and its version must equal `__version__` of the add-on and of the Python package.
 The same inputs give the same bytes: sorted entries, fixed dates, modes and compression.
 
-    python build.py [--check] [--out DIR]
+    python build.py [--check] [--out DIR] [--wheels DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -48,11 +62,25 @@ ADDON_TAGS = {
 VERSION_LINE = re.compile(r"""^__version__\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 VERSION_FILES = ("common/__init__.py", "addon/__init__.py")
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
+# The bundled blender-asset-tracer: 1.23 is the last for Python 3.11, the Python of Blender
+# 4.2 to 5.0 (2.x needs 3.13). Its hash is PyPI's, so a wheel from any cache is the same one.
+WHEELS = {
+    "blender_asset_tracer-1.23-py3-none-any.whl": (
+        "blender-asset-tracer==1.23",
+        "dd176f58ceac43621d7ae1e539604e9859b102cbb6b5106b666953f8b3683998",
+    ),
+}
+SHARED = ("manifest.py", "pack.py")  # from common/, into the zip's _shared/
+SHARED_INIT = b'"""Copied from the brender package by build.py: the packing code the CLI uses."""\n'
 SKIP_NAMES = re.compile(r"^(\.|test|conftest\.py$)|\.(pyc|pyo|orig|rej|swp|blend\d*)$|~$")
 
 
 class ManifestError(Exception):
     """The manifest (or the versions around it) would make a package Blender refuses."""
+
+
+class WheelError(ManifestError):
+    """A wheel to bundle cannot be had (offline and not cached) or is not the pinned one."""
 
 
 def _terse(key: str, value: str) -> None:
@@ -145,7 +173,54 @@ def addon_files(addon_dir: Path) -> list[Path]:
     )  # fmt: skip
 
 
-def build(root: Path = ROOT, out_dir: Path | None = None) -> Path:
+def wheel_cache() -> Path:
+    if os.environ.get("BRENDER_WHEEL_CACHE"):
+        return Path(os.environ["BRENDER_WHEEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "brender" / "wheels"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fetch_wheel(name: str, cache: Path) -> Path:
+    """The pinned wheel `name` from `cache`, downloaded into it with pip when missing."""
+    requirement, sha = WHEELS[name]
+    path = cache / name
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as temp:
+            done = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--only-binary=:all:", "--dest", temp, requirement],
+                capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            got = Path(temp) / name
+            if done.returncode != 0 or not got.is_file():
+                raise WheelError(
+                    f"{name} is not in {cache} and pip could not download it "
+                    f"({done.stderr.strip().splitlines()[-1:] or 'no error'}): put the wheel "
+                    "there, or pass --wheels DIR"
+                )
+            os.replace(got, path)
+    if _sha256(path) != sha:
+        raise WheelError(f"{path} is not the pinned {name} (SHA-256 {sha}): delete it")
+    return path
+
+
+def bundled_wheels(data: dict[str, Any], cache: Path) -> list[tuple[str, Path]]:
+    """The manifest's `wheels`, each one we pin, as (name in the zip, file)."""
+    entries = []
+    for rel in data.get("wheels", []):
+        name = rel.removeprefix("./")
+        if not name.startswith("wheels/") or name[7:] not in WHEELS:
+            raise WheelError(f"{rel!r} in 'wheels' is not one build.py knows how to fetch")
+        entries.append((name, fetch_wheel(name[7:], cache)))
+    return entries
+
+
+def build(root: Path = ROOT, out_dir: Path | None = None, wheels: Path | None = None) -> Path:
     data = read_manifest(root)
     out_dir = out_dir or root / "dist"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -153,16 +228,26 @@ def build(root: Path = ROOT, out_dir: Path | None = None) -> Path:
     addon_dir = root / "addon"
     if not (addon_dir / "__init__.py").is_file():
         raise ManifestError(f"{addon_dir}/__init__.py is missing: nothing to pack")
-    entries = [("blender_manifest.toml", root / "blender_manifest.toml")]
+    entries: list[tuple[str, Path | bytes]] = [
+        ("blender_manifest.toml", root / "blender_manifest.toml")
+    ]
     entries += [(p.relative_to(addon_dir).as_posix(), p) for p in addon_files(addon_dir)]
+    if (addon_dir / "_shared").exists():
+        raise ManifestError("addon/_shared is made by build.py: delete it from addon/")
+    entries += [("_shared/__init__.py", SHARED_INIT)]
+    entries += [(f"_shared/{name}", root / "common" / name) for name in SHARED]
+    entries += bundled_wheels(data, wheels or wheel_cache())
     partial = target.with_suffix(".zip.part")
     with zipfile.ZipFile(partial, "w") as zf:
-        for name, path in entries:
+        for name, source in entries:
             info = zipfile.ZipInfo(name, FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            # A wheel is a zip already: stored as it is, byte for byte.
+            wheel = name.endswith(".whl")
+            info.compress_type = zipfile.ZIP_STORED if wheel else zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, wherever it is built, so the bytes do not vary
             info.external_attr = 0o644 << 16
-            zf.writestr(info, path.read_bytes(), compresslevel=9)
+            body = source if isinstance(source, bytes) else source.read_bytes()
+            zf.writestr(info, body, compresslevel=None if wheel else 9)
     os.replace(partial, target)
     return target
 
@@ -171,13 +256,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the manifest and pack the add-on.")
     parser.add_argument("--check", action="store_true", help="check only, write nothing")
     parser.add_argument("--out", type=Path, help="where the zip goes (default: dist/)")
+    parser.add_argument(
+        "--wheels", type=Path,
+        help="wheel cache: the bundled wheels are taken from (or downloaded into) DIR "
+        "(default: BRENDER_WHEEL_CACHE, else ~/.cache/brender/wheels)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
         if args.check:
             data = read_manifest()
             print(f"blender_manifest.toml: {data['id']} {data['version']} is fine")
         else:
-            print(build(out_dir=args.out))
+            print(build(out_dir=args.out, wheels=args.wheels))
+    except WheelError as exc:
+        print(f"build.py: {exc}", file=sys.stderr)
+        return 1
     except ManifestError as exc:
         print(f"build.py: blender_manifest.toml refused: {exc}", file=sys.stderr)
         return 1

@@ -104,10 +104,13 @@ def data_of(answer: Any, address: str, has_token: bool, what: str = "the request
 
 @dataclass(frozen=True)
 class Submitted:
-    """A checked submit: the job the farm made (None: held for the artist) and the warning."""
+    """A checked submit: the job the farm made (None: held for the artist) and the warning;
+    for a submit with files, the files that were missing and what the upload did."""
 
     job: dict[str, Any] | None
     warning: str = ""
+    missing: tuple[str, ...] = ()
+    note: str = ""
 
 
 def must_confirm(check: dict[str, Any]) -> bool:

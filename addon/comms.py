@@ -21,6 +21,10 @@ from .errors import FarmError
 log = logging.getLogger(__name__)
 
 Task = Callable[[], Any]
+Notify = Callable[[Any], None]
+PROGRESS = "progress"
+"""The kind of the replies a `WithProgress` task sends on its way (its final one keeps its
+own kind)."""
 BUG_MESSAGE = "The brender add-on hit a bug talking to the farm (details in Blender's console)"
 
 
@@ -36,6 +40,19 @@ class Reply:
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+@dataclass(frozen=True)
+class WithProgress:
+    """A long task (pack, upload, download) that tells how far it is: `run(notify)` may call
+    `notify(data)` as often as it likes; each call becomes a `PROGRESS` reply. Once the worker
+    is stopping, `notify` raises `Stopped`, so a long task ends at its next step."""
+
+    run: Callable[[Notify], Any]
+
+
+class Stopped(FarmError):
+    """The add-on is being disabled: the long task stops where it is."""
 
 
 class Worker:
@@ -58,14 +75,27 @@ class Worker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def post(self, kind: str, task: Task) -> int:
-        """Queue `task`; its `Reply` will carry the returned ticket."""
+    def post(self, kind: str, task: Task | WithProgress) -> int:
+        """Queue `task`; its `Reply` (and its `PROGRESS` replies) will carry the returned
+        ticket."""
         ticket = next(self._tickets)
         with self._lock:
             if not self.alive:
                 self._start()
+            if isinstance(task, WithProgress):
+                task = self._reporting(ticket, task, self._stopping)
             self._inbox.put((ticket, kind, task))
         return ticket
+
+    def _reporting(self, ticket: int, task: WithProgress, stopping: threading.Event) -> Task:
+        outbox = self._outbox
+
+        def notify(data: Any) -> None:
+            if stopping.is_set():
+                raise Stopped("The brender add-on was disabled")
+            outbox.put(Reply(ticket, PROGRESS, data))
+
+        return lambda: task.run(notify)
 
     def drain(self) -> list[Reply]:
         """Every reply that has arrived, oldest first; never waits."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import bpy
 
@@ -27,10 +27,13 @@ log = logging.getLogger(__name__)
 TICK = 0.25  # seconds between two drains of the reply queue
 REPLY_GRACE = 2.0  # seconds to wait for a reply beyond the client's own timeout
 REDRAW_AREAS = {"VIEW_3D", "PROPERTIES"}
+LONG_IDLE = 600.0  # seconds a long task (pack, upload, download) may go without news
 
 board = jobs.Board()
 _worker = comms.Worker()
 _replies: dict[int, comms.Reply] = {}
+progress: dict[int, tuple[float, Any]] = {}
+"""The latest progress of each long task still out: (when it came, its data)."""
 
 
 def preferences() -> BrenderPreferences:
@@ -46,21 +49,47 @@ def client() -> FarmClient:
     return FarmClient(prefs.address, prefs.token, DEFAULT_TIMEOUT)
 
 
-def post(kind: str, task: comms.Task) -> int:
+def post(kind: str, task: comms.Task | comms.WithProgress) -> int:
     return _worker.post(kind, task)
+
+
+def news(ticket: int) -> tuple[float, Any] | None:
+    """The last progress of `ticket`, while it is out."""
+    return progress.get(ticket)
+
+
+def latest(kind_of: type) -> Any:
+    """The newest progress data of type `kind_of` of any task still out (for the panels)."""
+    found = [(at, data) for at, data in progress.values() if isinstance(data, kind_of)]
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def deadline(ticket: int, started: float, long: bool) -> float:
+    """When to give up on `ticket`: the client's timeout, or for a long task that long after
+    its last news (it sends some while it packs, uploads or downloads)."""
+    if not long:
+        return started + DEFAULT_TIMEOUT + REPLY_GRACE
+    last = news(ticket)
+    return max(started, last[0] if last else started) + LONG_IDLE
 
 
 def pump() -> None:
     """Take every reply that has arrived: refreshes go to the board, the rest wait in `take`."""
     changed = False
     for reply in _worker.drain():
+        if reply.kind == comms.PROGRESS:
+            progress[reply.ticket] = (time.monotonic(), reply.data)
+            changed = True
+            continue
+        if progress.pop(reply.ticket, None) is not None:
+            changed = True
         if reply.kind == "refresh":
             if reply.ticket == board.pending:
                 board.apply(time.monotonic(), reply.data if reply.ok else None, reply.error)
                 changed = True
         else:
             _replies[reply.ticket] = reply
-            if reply.kind in ("submit", "job"):
+            if reply.kind in ("submit", "job", "download"):
                 board.stale = True
     if changed:
         redraw()
@@ -70,17 +99,19 @@ def take(ticket: int) -> comms.Reply | None:
     return _replies.pop(ticket, None)
 
 
-def wait(ticket: int, timeout: float = DEFAULT_TIMEOUT + REPLY_GRACE) -> comms.Reply | None:
-    """Block until the reply to `ticket` arrives: only for scripts and background mode."""
+def wait(ticket: int, long: bool = False) -> comms.Reply | None:
+    """Block until the reply to `ticket` arrives: only for scripts and background mode. A
+    long task is waited for as long as it sends news."""
+    started = time.monotonic()
     found: list[comms.Reply] = []
 
     def arrived() -> bool:
         reply = take(ticket)
         if reply is not None:
             found.append(reply)
-        return reply is not None
+        return reply is not None or time.monotonic() > deadline(ticket, started, long)
 
-    wait_until(arrived, timeout)
+    wait_until(arrived, LONG_IDLE * 10 if long else DEFAULT_TIMEOUT + REPLY_GRACE)
     return found[0] if found else None
 
 
@@ -145,4 +176,5 @@ def stop() -> None:
     if not _worker.stop(timeout=1.0):
         log.info("brender: a farm request is still out; it will be dropped")
     _replies.clear()
+    progress.clear()
     board.reset()

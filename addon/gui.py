@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import farm, jobs
+from . import farm, jobs, upload
 
 MAX_JOBS_SHOWN = 20
 NAMES_MAX_AGE = 60.0  # seconds: older suggestions are fetched again while the panel shows
@@ -59,10 +59,19 @@ def draw_submit(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         col.prop(group, "output")
         col.prop(group, "file_format")
     col.prop(group, "paused")
+    col = layout.column()
+    col.prop(group, "use_upload")
+    if group.use_upload:  # the output's folder is where Download Frames puts them
+        col.label(text="Frames come back to the farm: Download Frames", icon="INFO")
+    else:
+        col.label(text="Nodes open this path: shared storage", icon="NETWORK_DRIVE")
 
     row = layout.row()
     row.scale_y = 1.4
     row.operator("brender.submit_job", icon="EXPORT")
+    news = farm.latest(upload.Progress)
+    if news is not None:  # a pack, upload or download on its way (the worker's news)
+        layout.progress(factor=news.fraction, text=news.text)
     held = farm.board.held_for(bpy.data.filepath)
     if held:  # the last submit found no node that can render this file
         box = layout.box()
@@ -126,6 +135,10 @@ def draw_job(layout: bpy.types.UILayout, job: jobs.JobView) -> None:
         _job_button(row, job, "resume", "PLAY")
     if job.can_cancel:
         _job_button(row, job, "cancel", "CANCEL")
+    # Frames back from the farm: a line of its own (the ETA work edits the lines above).
+    if job.done:
+        props = box.operator("brender.download_frames", text="Download Frames", icon="IMPORT")
+        props.job_id = job.id
 
 
 class BRENDER_PT_jobs(bpy.types.Panel):

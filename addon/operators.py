@@ -1,4 +1,5 @@
-"""Operators: submit the open file, test the connection, refresh, pause/resume/cancel a job.
+"""Operators: submit the open file, test the connection, refresh, pause/resume/cancel a job,
+download a job's frames.
 
 Each operator prepares its request on the main thread and posts it to the worker thread.
 From a button (`invoke`) it then waits as a modal operator, so Blender stays responsive and
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty
 
-from . import comms, farm, payload, properties, python_use
-from .client import DEFAULT_TIMEOUT, Submitted
+from . import comms, download, farm, payload, properties, python_use, upload
+from .client import Submitted
 from .errors import FarmError
 
 if TYPE_CHECKING:
@@ -38,10 +39,12 @@ class FarmOperator(bpy.types.Operator):
 
     kind = "request"
     _ticket = 0
-    _deadline = 0.0
+    _started = 0.0
+    _long = False  # a pack, upload or download: waited for while it sends news
+    _shown: Any = None
     _timer: bpy.types.Timer | None = None
 
-    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+    def prepare(self, context: bpy.types.Context) -> comms.Task | comms.WithProgress:
         """Read what the request needs from Blender; answer the task the worker runs."""
         raise NotImplementedError
 
@@ -55,8 +58,9 @@ class FarmOperator(bpy.types.Operator):
         except FarmError as exc:
             self.report({"ERROR"}, str(exc))
             return False
+        self._long = isinstance(task, comms.WithProgress)
         self._ticket = farm.post(self.kind, task)
-        self._deadline = time.monotonic() + DEFAULT_TIMEOUT + farm.REPLY_GRACE
+        self._started = time.monotonic()
         return True
 
     def _finish(self, context: bpy.types.Context, reply: comms.Reply | None) -> Result:
@@ -71,7 +75,7 @@ class FarmOperator(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> Result:
         if not self._post(context):
             return {"CANCELLED"}
-        return self._finish(context, farm.wait(self._ticket))
+        return self._finish(context, farm.wait(self._ticket, self._long))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
         wm = context.window_manager
@@ -88,12 +92,25 @@ class FarmOperator(bpy.types.Operator):
             return {"PASS_THROUGH"}
         farm.pump()
         reply = farm.take(self._ticket)
-        if reply is None and time.monotonic() < self._deadline:
+        if reply is None and time.monotonic() < farm.deadline(
+            self._ticket, self._started, self._long
+        ):
+            self._show_news(context)
             return {"PASS_THROUGH"}
         if self._timer is not None and context.window_manager is not None:
             context.window_manager.event_timer_remove(self._timer)
             self._timer = None
+        if self._shown is not None and context.workspace is not None:
+            context.workspace.status_text_set(None)
         return self._finish(context, reply)
+
+    def _show_news(self, context: bpy.types.Context) -> None:
+        """A long task's progress in the status bar (the panel draws it too)."""
+        news = farm.news(self._ticket)
+        if news is None or news[1] is self._shown or context.workspace is None:
+            return
+        self._shown = news[1]
+        context.workspace.status_text_set(f"brender: {getattr(news[1], 'text', news[1])}")
 
 
 class BRENDER_OT_submit_job(FarmOperator):
@@ -108,7 +125,8 @@ class BRENDER_OT_submit_job(FarmOperator):
 
     anyway: BoolProperty(
         name="Submit Anyway",
-        description="Send the job even though no online node can render it now (it waits)",
+        description="Send the job even though no online node can render it now (it waits), "
+        "or files it uses are missing (it renders without them)",
         options={"SKIP_SAVE"},
     )
 
@@ -116,7 +134,7 @@ class BRENDER_OT_submit_job(FarmOperator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return context.scene is not None
 
-    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+    def prepare(self, context: bpy.types.Context) -> comms.Task | comms.WithProgress:
         scene = context.scene
         assert scene is not None
         if not bpy.data.filepath:
@@ -133,6 +151,11 @@ class BRENDER_OT_submit_job(FarmOperator):
                 bpy.ops.wm.save_mainfile()
             except RuntimeError as exc:
                 raise FarmError(f"The file was not sent: saving it failed ({exc})") from exc
+        if scene.brender.use_upload:  # type: ignore[attr-defined]
+            blend = self._file  # packing can take a while: on the worker, with news
+            return comms.WithProgress(
+                lambda notify: upload.submit_with_files(client, request, blend, anyway, notify)
+            )
         return lambda: client.submit_checked(request, anyway)
 
     def done(self, context: bpy.types.Context, data: Any) -> Result | None:
@@ -146,7 +169,8 @@ class BRENDER_OT_submit_job(FarmOperator):
         frames = job.get("frames", {}).get("total", "?")
         state = " (paused)" if job.get("status") == "paused" else ""
         said = f"Farm job {job['id']} submitted{state}: {frames} frames"
-        notes = [n for n in (data.warning, self._python_note) if n]
+        left_out = f"Left out {len(data.missing)} missing file(s)." if data.missing else ""
+        notes = [n for n in (data.note, left_out, data.warning, self._python_note) if n]
         self.report(
             {"WARNING"} if notes else {"INFO"}, " ".join([f"{said}.", *notes]) if notes else said
         )
@@ -160,7 +184,7 @@ class BRENDER_OT_test_connection(FarmOperator):
     bl_label = "Test Connection"
     kind = "status"
 
-    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+    def prepare(self, context: bpy.types.Context) -> comms.Task | comms.WithProgress:
         client = farm.client()
         self._address = client.address
         return client.status
@@ -217,7 +241,7 @@ class BRENDER_OT_job_action(FarmOperator):
                  "resume": "Resume job %d", "cancel": "Cancel job %d: stop its renders now"}  # fmt: skip
         return texts.get(str(props.action), "%d") % int(props.job_id)
 
-    def prepare(self, context: bpy.types.Context) -> Callable[[], Any]:
+    def prepare(self, context: bpy.types.Context) -> comms.Task | comms.WithProgress:
         client, job_id, action = farm.client(), self.job_id, self.action
         return lambda: client.job_verb(job_id, action)
 
@@ -226,11 +250,40 @@ class BRENDER_OT_job_action(FarmOperator):
         self.report({"INFO"}, f"Farm job {self.job_id} {done}")
 
 
+class BRENDER_OT_download_frames(FarmOperator):
+    """Download this job's finished frames into the scene's output folder (only those missing
+    or changed there)"""
+
+    bl_idname = "brender.download_frames"
+    bl_label = "Download Frames"
+    kind = "download"
+
+    job_id: IntProperty(name="Job", min=1)
+
+    def prepare(self, context: bpy.types.Context) -> comms.Task | comms.WithProgress:
+        scene = context.scene
+        assert scene is not None
+        folder = payload.output_folder(scene.render.filepath, bpy.data.filepath)
+        client, job_id = farm.client(), int(self.job_id)
+        return comms.WithProgress(
+            lambda notify: download.fetch_frames(client, job_id, folder, notify)
+        )
+
+    def done(self, context: bpy.types.Context, data: Any) -> None:
+        assert isinstance(data, download.Fetched)
+        self.report(
+            {"INFO"},
+            f"Farm job {data.job_id}: {data.fetched} frame(s) downloaded "
+            f"({upload.human(data.size)}), {data.kept} already there, into {data.folder}",
+        )
+
+
 classes = (
     BRENDER_OT_submit_job,
     BRENDER_OT_test_connection,
     BRENDER_OT_refresh_jobs,
     BRENDER_OT_job_action,
+    BRENDER_OT_download_frames,
 )
 # The stubs say the factory returns None; it returns (register, unregister).
 register: Callable[[], None]

@@ -152,3 +152,36 @@ def submit_values(settings: SubmitSettings) -> dict[str, Any]:
 
 def submit_request(settings: SubmitSettings) -> dict[str, Any]:
     return {"item": "job", "action": "submit", "values": submit_values(settings)}
+
+
+def file_pattern(output: str) -> str:
+    """An uploaded job's `output`: only the file-name part of Blender's pattern, with `#`s
+    (Blender adds four digits to a name without any), or "" for the farm's `####`."""
+    name = re.split(r"[\\/]", output.strip())[-1].strip()
+    if not name or name.startswith("-") or any(ord(c) < 32 for c in name):
+        return ""
+    return name if "#" in name else f"{name}####"
+
+
+def upload_values(values: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """A `job submit`'s `values` for files in the farm's store: `upload` (the manifest) in
+    place of `blend_file`, and the output's file-name pattern (frames come back to the farm)."""
+    out = {k: v for k, v in values.items() if k not in ("blend_file", "output")}
+    pattern = file_pattern(str(values.get("output", "")))
+    if pattern:
+        out["output"] = pattern
+    out["upload"] = manifest
+    return out
+
+
+def output_folder(output: str, blend_file: str) -> str:
+    """The folder the scene's output pattern writes into (`//` from the .blend's folder), where
+    *Download Frames* puts a job's frames."""
+    if output.strip().startswith("//") and not blend_file:
+        raise SettingsError("Save the file first: its output folder is relative to it")
+    resolved = resolve_output(output, blend_file)
+    if not resolved:
+        raise SettingsError("Set the scene's output path (Output Properties) to download into")
+    if resolved.endswith(("/", "\\")):
+        return resolved
+    return str(_path(resolved).parent)

@@ -102,6 +102,12 @@ class BRENDER_PG_submit(bpy.types.PropertyGroup):
     )  # fmt: skip
     file_format: EnumProperty(name="Format", items=FORMAT_ITEMS, default="PNG")
     paused: BoolProperty(name="Submit paused", description="The job waits until it is resumed")
+    use_upload: BoolProperty(
+        name="Send files (no shared storage)", default=True,
+        description="Pack the file with the libraries and images it uses and upload what the "
+        "farm lacks; frames come back to the farm (Download Frames). Off: every node opens "
+        "this same path on shared storage and writes where the output says",
+    )  # fmt: skip
 
 
 def settings(scene: bpy.types.Scene) -> payload.SubmitSettings:

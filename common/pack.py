@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from brender.manifest import Manifest, ManifestError, build
+# Relative: build.py copies this module and manifest.py into the add-on as they are.
+from .manifest import Manifest, ManifestError, build
 
 log = logging.getLogger(__name__)
 

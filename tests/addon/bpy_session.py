@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -26,6 +28,7 @@ ADDON = "bl_ext.user_default.brender"
 CLASSES = {
     "BRENDER_OT_submit_job": "Operator", "BRENDER_OT_test_connection": "Operator",
     "BRENDER_OT_refresh_jobs": "Operator", "BRENDER_OT_job_action": "Operator",
+    "BRENDER_OT_download_frames": "Operator",
     "BRENDER_PT_submit": "Panel", "BRENDER_PT_output_submit": "Panel", "BRENDER_PT_jobs": "Panel",
     "BRENDER_PG_submit": "PropertyGroup", "BrenderPreferences": "AddonPreferences",
 }  # fmt: skip
@@ -47,9 +50,15 @@ def install(zip_path: str) -> None:
     )
 
 
-def set_farm(address: str) -> None:
+def set_farm(address: str, token: str = "") -> None:
     prefs = bpy.context.preferences.addons[ADDON].preferences
     prefs.address = address
+    prefs.token = token
+
+
+def shared_storage() -> None:
+    """The scene's submit form in shared-storage mode: the job is the .blend's path."""
+    bpy.context.scene.brender.use_upload = False
 
 
 def state() -> dict[str, Any]:
@@ -148,6 +157,8 @@ def scenario_submit(args: dict[str, Any]) -> dict[str, Any]:
     scene = bpy.context.scene
     scene.frame_start, scene.frame_end = args["frame_start"], args["frame_end"]
     scene.render.filepath = args["output"]
+    out["use_upload_default"] = scene.brender.use_upload
+    shared_storage()
     bpy.ops.wm.save_as_mainfile(filepath=args["blend"])
     group = scene.brender
     out["names"] = [group.project, group.sequence, group.shot]
@@ -237,6 +248,7 @@ def scenario_follow(args: dict[str, Any]) -> dict[str, Any]:
     install(args["zip"])
     set_farm(args["address"])
     bpy.ops.wm.open_mainfile(filepath=args["blend"])
+    shared_storage()
     out["dirty"] = bpy.data.is_dirty
     out["submit"] = call(bpy.ops.brender.submit_job)
     started = time.monotonic()
@@ -261,6 +273,7 @@ def scenario_versions(args: dict[str, Any]) -> dict[str, Any]:
     driver = bpy.data.objects["Cube"].driver_add("location", 2).driver
     driver.type = "SCRIPTED"
     driver.expression = "(lambda f: f * 0.0 + 1.5)(frame)"  # not a simple expression
+    shared_storage()
     bpy.ops.wm.save_as_mainfile(filepath=args["blend"])
     farm = module("farm")
     out["held"] = call(bpy.ops.brender.submit_job)
@@ -278,6 +291,99 @@ def scenario_versions(args: dict[str, Any]) -> dict[str, Any]:
     out["end"] = state()
     # bpy hangs at exit while a file with a Python driver is open (node/bpy_render.py unloads
     # it too): close it.
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return out
+
+
+class Progress:
+    """Records the worker's progress replies as the add-on's own pump takes them."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[Any]] = []
+        farm = module("farm")
+        comms = module("comms")
+        drain = farm._worker.drain
+
+        def recording() -> list[Any]:
+            replies = drain()
+            self.seen += [[r.data.text, r.data.fraction] for r in replies
+                          if r.kind == comms.PROGRESS]  # fmt: skip
+            return replies
+
+        farm._worker.drain = recording
+
+
+def wheel_check() -> dict[str, Any]:
+    """The bundled blender-asset-tracer, as Blender installed it for the extension: on
+    sys.path from the user resources, and importable from there. (This Python may have its
+    own copy too, as the test machine's does: the extension's is put first to import it.)"""
+    home = os.environ["BLENDER_USER_RESOURCES"]
+    sites = [p for p in sys.path if p.startswith(home) and Path(p, "blender_asset_tracer").is_dir()]
+    if sites:
+        sys.path.remove(sites[0])
+        sys.path.insert(0, sites[0])
+        for name in [n for n in sys.modules if n.split(".")[0] == "blender_asset_tracer"]:
+            del sys.modules[name]
+    pack = importlib.import_module("blender_asset_tracer.pack")
+    return {"sites": sites, "file": pack.__file__,
+            "version": importlib.import_module("blender_asset_tracer").__version__}  # fmt: skip
+
+
+def scenario_upload(args: dict[str, Any]) -> dict[str, Any]:
+    """A scene linking a library and a texture from other folders: packed, uploaded, rendered
+    by a node that never sees the artist's folders, and its frames downloaded back."""
+    out: dict[str, Any] = {}
+    install(args["zip"])
+    out["installed"] = state()
+    out["wheel"] = wheel_check()
+    set_farm(args["address"], args["token"])
+    bpy.ops.wm.open_mainfile(filepath=args["blend"])
+    out["use_upload"] = bpy.context.scene.brender.use_upload
+    out["drawn_submit"] = draw("BRENDER_PT_submit")
+    progress = Progress()
+    started = time.monotonic()
+    out["submit"] = call(bpy.ops.brender.submit_job)
+    out["submit_seconds"] = time.monotonic() - started
+    out["progress"] = progress.seen
+    for folder in args["move_away"]:  # only the farm has the files now
+        Path(folder).rename(Path(folder).with_name(Path(folder).name + "-away"))
+    board = refresh_until(lambda b: b.snapshot.jobs and b.snapshot.jobs[0].status in
+                          ("completed", "failed", "canceled"), args.get("timeout", 150))  # fmt: skip
+    out["jobs"] = jobs_of(board)
+    out["drawn_jobs"] = draw("BRENDER_PT_jobs")
+    bpy.context.scene.render.filepath = args["download"] + "/####"
+    job_id = board.snapshot.jobs[0].id
+    out["download"] = call(bpy.ops.brender.download_frames, job_id=job_id)
+    out["download_again"] = call(bpy.ops.brender.download_frames, job_id=job_id)
+    addon_utils.disable(ADDON, default_set=True)
+    out["end"] = state()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return out
+
+
+def scenario_missing(args: dict[str, Any]) -> dict[str, Any]:
+    """A scene whose texture is not on disk: named and held, then sent when confirmed."""
+    out: dict[str, Any] = {}
+    install(args["zip"])
+    set_farm(args["address"], args["token"])
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 1
+    image = bpy.data.images.load(args["texture"], check_existing=False)
+    material = bpy.data.materials.new("tex")
+    material.use_nodes = True
+    node = material.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = image
+    bpy.data.objects["Cube"].data.materials.append(material)
+    bpy.ops.wm.save_as_mainfile(filepath=args["blend"])
+    Path(args["texture"]).unlink()  # gone before the artist submits
+    farm = module("farm")
+    out["held"] = call(bpy.ops.brender.submit_job)
+    out["held_text"] = farm.board.held
+    out["drawn_submit"] = draw("BRENDER_PT_submit")
+    out["anyway"] = call(bpy.ops.brender.submit_job, anyway=True)
+    out["held_after"] = farm.board.held
+    addon_utils.disable(ADDON, default_set=True)
+    out["end"] = state()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     return out
 

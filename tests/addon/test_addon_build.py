@@ -18,14 +18,18 @@ import pytest
 build = addon_harness.load_build()
 ROOT = addon_harness.ROOT
 GOOD = (ROOT / "blender_manifest.toml").read_text()
+WHEEL = "wheels/blender_asset_tracer-1.23-py3-none-any.whl"
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": ""}
 
 
 def tree(tmp_path: Path, manifest: str = GOOD) -> Path:
-    """A copy of what build.py reads: the manifest, addon/, common/__init__.py, build.py."""
+    """A copy of what build.py reads: the manifest, addon/, common/'s __init__.py and the
+    packing code, build.py."""
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "addon", root / "addon", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "common").mkdir()
-    shutil.copy(ROOT / "common" / "__init__.py", root / "common" / "__init__.py")
+    for name in ("__init__.py", "manifest.py", "pack.py"):
+        shutil.copy(ROOT / "common" / name, root / "common" / name)
     shutil.copy(ROOT / "build.py", root / "build.py")
     (root / "blender_manifest.toml").write_text(manifest)
     return root
@@ -50,9 +54,18 @@ def test_the_zip_holds_the_manifest_and_the_addon_at_its_root(tmp_path: Path) ->
         names = zf.namelist()
         assert zf.testzip() is None
         assert zf.read("blender_manifest.toml").decode() == GOOD
+        shared = {n: zf.read(n) for n in names if n.startswith("_shared/")}
+        wheel = zf.read(WHEEL)
+        assert zf.getinfo(WHEEL).compress_type == zipfile.ZIP_STORED
     modules = sorted(p.name for p in (ROOT / "addon").glob("*.py"))
-    assert names == ["blender_manifest.toml", *modules]
-    assert "__init__.py" in names and not any("/" in n for n in names)
+    made = ["_shared/__init__.py", "_shared/manifest.py", "_shared/pack.py", WHEEL]
+    assert names == ["blender_manifest.toml", *modules, *made]
+    assert "__init__.py" in names and not any("/" in n for n in names if n not in made)
+    # The packing code is the brender package's own, byte for byte, and the wheel is the pin.
+    for name in ("manifest.py", "pack.py"):
+        assert shared[f"_shared/{name}"] == (ROOT / "common" / name).read_bytes(), name
+    assert hashlib.sha256(wheel).hexdigest() == build.WHEELS[WHEEL.split("/")[1]][1]
+    assert WHEEL in tomllib.loads(GOOD)["wheels"][0]
 
 
 def test_same_inputs_same_bytes(tmp_path: Path) -> None:
@@ -75,6 +88,40 @@ def test_the_command_line_writes_dist(tmp_path: Path) -> None:
     check = subprocess.run([sys.executable, "build.py", "--check"], cwd=root, capture_output=True,
                            text=True, timeout=60)  # fmt: skip
     assert check.returncode == 0 and "is fine" in check.stdout
+
+
+def test_offline_with_the_wheel_cached_and_not(tmp_path: Path) -> None:
+    """A cached wheel needs no network; an empty cache offline is one line naming the way
+    out; a cached file that is not the pinned wheel is refused."""
+    root = tree(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(build.fetch_wheel(WHEEL.split("/")[1], build.wheel_cache()), cache)
+    env = {**os.environ, **OFFLINE, "BRENDER_WHEEL_CACHE": str(cache)}
+    run = [sys.executable, "build.py", "--out", str(tmp_path / "out")]
+    done = subprocess.run(run, cwd=root, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    with_option = subprocess.run([*run[:2], "--wheels", str(cache), "--out", str(tmp_path / "o2")],
+                                 cwd=root, capture_output=True, text=True, timeout=120,
+                                 env={**os.environ, **OFFLINE})  # fmt: skip
+    assert with_option.returncode == 0, with_option.stderr
+    assert Path(done.stdout.strip()).read_bytes() == Path(with_option.stdout.strip()).read_bytes()
+
+    empty = {**env, "BRENDER_WHEEL_CACHE": str(tmp_path / "empty")}
+    done = subprocess.run(run, cwd=root, capture_output=True, text=True, timeout=120, env=empty)
+    assert done.returncode == 1 and "pip could not download it" in done.stderr, done.stderr
+    assert "--wheels DIR" in done.stderr and "Traceback" not in done.stderr
+
+    (cache / WHEEL.split("/")[1]).write_bytes(b"not the wheel")
+    done = subprocess.run(run, cwd=root, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1 and "is not the pinned" in done.stderr, done.stderr
+
+
+def test_shared_code_is_not_committed_into_the_addon(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    (root / "addon" / "_shared").mkdir()
+    with pytest.raises(build.ManifestError, match=re.escape("made by build.py")):
+        build.build(root, tmp_path / "out")
 
 
 def test_the_versions_agree() -> None:

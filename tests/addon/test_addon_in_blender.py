@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from addon_harness import build_zip, need, run_bpy
+from blender_scene import make_linked_scene
 from farmctl import NodeProcess, ServerProcess, wait_for
 
 ALL_CLASSES = [
     "BRENDER_OT_submit_job", "BRENDER_OT_test_connection", "BRENDER_OT_refresh_jobs",
-    "BRENDER_OT_job_action", "BRENDER_PT_submit", "BRENDER_PT_output_submit", "BRENDER_PT_jobs",
-    "BRENDER_PG_submit", "BrenderPreferences",
+    "BRENDER_OT_job_action", "BRENDER_OT_download_frames", "BRENDER_PT_submit",
+    "BRENDER_PT_output_submit", "BRENDER_PT_jobs", "BRENDER_PG_submit", "BrenderPreferences",
 ]  # fmt: skip
 NOTHING_LEFT = {"classes": [], "scene_property": False, "timer": False, "threads": [],
                 "enabled": False}  # fmt: skip
@@ -58,6 +59,7 @@ def test_submit_from_blender_then_farm_stopped(addon_zip: Path, server: ServerPr
 
     assert out["installed"]["classes"] == ALL_CLASSES
     assert out["installed"]["scene_property"] and out["installed"]["timer"]
+    assert out["use_upload_default"] is True  # sent to the farm unless told it is shared
     assert out["names"] == ["spring", "sq01", "sh010"]
     assert out["submit"]["result"] == ["FINISHED"], out["output"]
     assert "submitted: 5 frames" in out["output"]
@@ -202,4 +204,96 @@ def test_the_artist_hears_that_no_node_can_open_the_file(addon_zip: Path, server
     assert "Submit Anyway" not in str(out["drawn_submit_after"])
     assert out["drawn_submit_after"].count(["operator", "brender.submit_job"]) == 1
     assert "chunk " not in log  # the node was given nothing
+    assert out["end"] == NOTHING_LEFT
+
+
+TOKEN = "addon-s3cret"
+
+
+def same_pixels(a: Path, b: Path) -> bool:
+    from PIL import Image, ImageChops
+
+    with Image.open(a) as x, Image.open(b) as y:
+        diff = ImageChops.difference(x.convert("RGBA"), y.convert("RGBA"))
+        return diff.getbbox(alpha_only=False) is None
+
+
+@pytest.mark.blender
+def test_files_are_packed_uploaded_rendered_and_downloaded(addon_zip: Path, blender: str,
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    """No shared storage: the add-on packs a scene that links a library from another folder
+    and uses a texture from a third, uploads what the farm lacks, the node renders in its own
+    work dir after the artist's library and texture folders are gone, and Download Frames
+    brings back frames pixel-equal to Blender rendering the original in place."""
+    main, lib, tex = make_linked_scene(tmp_path / "artist", 1, 2)
+    reference = tmp_path / "reference"
+    subprocess.run([blender, "-b", str(main), "-o", str(reference / "####"), "-F", "PNG",
+                    "-x", "1", "-s", "1", "-e", "2", "-a"], capture_output=True, timeout=120,
+                   check=True)  # fmt: skip
+    server = ServerProcess(tmp_path / "server", token=TOKEN).start()
+    node = NodeProcess(server.master, "far-1", tmp_path / "node-work", token=TOKEN).start()
+    downloaded = tmp_path / "downloaded"
+    try:
+        wait_for(lambda: any(c["online"] for c in server.http(
+            {"item": "client", "action": "read"})["data"]), 60, what="the node online")  # fmt: skip
+        args = {"zip": str(addon_zip), "address": address(server), "token": TOKEN,
+                "blend": str(main), "download": str(downloaded),
+                "move_away": [str(lib.parent), str(tex.parent)]}  # fmt: skip
+        out = run_bpy("upload", args, tmp_path / "home", timeout=300)
+        log = node.log()
+    finally:
+        node.stop()
+        server.stop()
+    assert out["installed"]["classes"] == ALL_CLASSES
+    assert out["wheel"]["sites"] and out["wheel"]["version"] == "1.23", out["wheel"]
+    assert out["wheel"]["file"].startswith(str(tmp_path / "home")), out["wheel"]
+    assert out["use_upload"] is True
+    assert ["prop", "use_upload"] in out["drawn_submit"]
+    assert out["submit"]["result"] == ["FINISHED"], out["output"]
+    assert "Uploaded 3 file(s)" in out["output"] and "0 already on the farm" in out["output"]
+    texts = [text for text, _ in out["progress"]]
+    assert texts[0].startswith("Packing sh010.blend"), texts
+    assert any(t.startswith("Uploading 3/3 files") for t in texts), texts
+    [job] = out["jobs"]
+    assert job["status"] == "completed", f"{job}\n{log[-3000:]}"
+    assert job["blend_file"] == "sh010.blend"  # its path in the packed tree
+    assert ["operator", "brender.download_frames"] in out["drawn_jobs"]
+    assert out["download"]["result"] == ["FINISHED"], out["output"]
+    assert "2 frame(s) downloaded" in out["output"]
+    assert out["download_again"]["result"] == ["FINISHED"]
+    assert "0 frame(s) downloaded" in out["output"] and "2 already there" in out["output"]
+    assert sorted(p.name for p in downloaded.iterdir()) == ["0001.png", "0002.png"]
+    for name in ("0001.png", "0002.png"):
+        assert same_pixels(downloaded / name, reference / name), name
+    assert out["end"] == NOTHING_LEFT
+    print(f"pack + upload + submit: {out['submit_seconds']:.2f} s; progress: {texts}")
+
+
+def test_missing_files_are_named_and_held(addon_zip: Path, tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "server", token=TOKEN).start()
+    blend = tmp_path / "proj" / "sh040.blend"
+    texture = tmp_path / "textures" / "wood.png"
+    texture.parent.mkdir()
+    blend.parent.mkdir()
+    # A real PNG that the scene loads, then removed before the submit.
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), (200, 120, 40)).save(texture)
+    try:
+        out = run_bpy("missing", {"zip": str(addon_zip), "address": address(server),
+                                  "token": TOKEN, "blend": str(blend),
+                                  "texture": str(texture)}, tmp_path / "home")  # fmt: skip
+        jobs = server.http({"item": "job", "action": "read"})["data"]
+    finally:
+        server.stop()
+    said = f"1 file this .blend uses is missing: {texture}"
+    assert out["held"]["result"] == ["CANCELLED"], out["output"]
+    assert f"Not submitted: {said}" in out["output"]
+    assert said in out["held_text"]
+    assert out["drawn_submit"].count(["operator", "brender.submit_job"]) == 2  # + Submit Anyway
+    assert out["anyway"]["result"] == ["FINISHED"], out["output"]
+    assert "Left out 1 missing file(s)" in out["output"]
+    assert out["held_after"] == ""
+    [job] = jobs  # only the confirmed submit made a job
+    assert job["storage"] == "upload" and job["blend_file"] == "sh040.blend"
     assert out["end"] == NOTHING_LEFT
