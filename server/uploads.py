@@ -89,7 +89,13 @@ class FileHandler(tornado.web.RequestHandler):
         return sent
 
 
-_STATUS = {"not_found": 404, "invalid_value": 422, "bad_request": 400, "unauthorized": 401}
+_STATUS = {
+    "conflict": 409,
+    "not_found": 404,
+    "invalid_value": 422,
+    "bad_request": 400,
+    "unauthorized": 401,
+}
 
 
 class StoreStatsHandler(FileHandler):
@@ -268,18 +274,11 @@ class FrameHandler(FileHandler):
             name = check_path(self.get_query_argument("name", ""))
             if "/" in name:
                 raise ManifestError("a file name, not a path")
-            live = self.farm.scheduler.jobs.get(job_id)
-            output, storage = (
-                (live.output, packed.UPLOAD if live.manifest else packed.SHARED)
-                if live is not None
-                else packed.job_output(job_id)
-            )
+            output = packed.frame_target(self.farm.scheduler.jobs.get(job_id), job_id, number)
         except ManifestError as exc:
             return self.fail(422, "invalid_value", f"'name': {exc}")
         except FarmError as exc:
             return self.fail_with(exc)
-        if storage != packed.UPLOAD:
-            return self.fail(409, "conflict", f"job {job_id} renders to shared storage")
         self.request.connection.set_max_body_size(self.store.max_file + 1)  # type: ignore[union-attr]
         folder = Path(output).parent
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)

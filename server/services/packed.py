@@ -11,7 +11,8 @@ from typing import Any
 from brender.blendfile import BlendFileError, read_version
 from brender.manifest import SHA256, Manifest, ManifestError, check_path
 from brender.server.blobs import BlobStore
-from brender.server.errors import FarmError, InvalidValue, NotFound
+from brender.server.errors import Conflict, FarmError, InvalidValue, NotFound
+from brender.server.live import LiveJob
 from brender.server.models import Frame, Job
 from brender.server.states import FrameStatus
 
@@ -84,12 +85,24 @@ def _stored_manifest(store: BlobStore, sha: Any) -> Any:
     return json.loads(store.path(sha).read_bytes())
 
 
-def job_output(job_id: int) -> tuple[str, str]:
-    """The job's output pattern and its storage, or NotFound."""
-    row = Job.select(Job.output, Job.storage).where(Job.id == job_id).first()
-    if row is None:
-        raise NotFound(f"no job with id {job_id}")
-    return row.output, row.storage
+def frame_target(live: LiveJob | None, job_id: int, number: int) -> str:
+    """The output pattern a node's frame `number` of `job_id` is stored by: only an uploaded
+    job's frame that is rendering (in a running chunk, not reported yet) is taken, from any
+    node holding the token. Conflict otherwise: a frame requeued, done, or of a job that is
+    gone must not overwrite what another node renders or rendered."""
+    if live is None:
+        row = Job.select(Job.status, Job.storage).where(Job.id == job_id).first()
+        if row is None:
+            raise NotFound(f"no job with id {job_id}")
+        if row.storage != UPLOAD:
+            raise Conflict(f"job {job_id} renders to shared storage")
+        raise Conflict(f"job {job_id} is {row.status}: it takes no more frames")
+    if not live.manifest:
+        raise Conflict(f"job {job_id} renders to shared storage")
+    for chunk in live.running.values():
+        if number in chunk.frames and number not in chunk.done:
+            return live.output
+    raise Conflict(f"frame {number} of job {job_id} is not rendering: it takes no file now")
 
 
 def frame_file(job_id: int, number: int) -> Path:
