@@ -134,7 +134,7 @@ class MissingHandler(FileHandler):
                 if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
                     raise FarmError("'hashes' must be a list of SHA-256 strings")
                 hashes = {check_name(h): 0 for h in listed}
-            missing = self.store.missing(hashes)
+            missing = await asyncio.to_thread(self.store.claim, hashes)  # a submit follows
         except wire.WireError as exc:
             return self.fail(400, exc.code, exc.message)
         except ManifestError as exc:

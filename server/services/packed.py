@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ async def prepare_submit(store: BlobStore | None, values: dict[str, Any]) -> dic
     except ManifestError as exc:
         raise InvalidValue(f"'upload': {exc}") from None
     check_pattern(out.get("output"))
-    missing = set(store.missing(manifest.hashes()))
+    # Marked as used now: the store's sweep keeps them for the job about to be made.
+    missing = set(await asyncio.to_thread(store.claim, manifest.hashes()))
     if missing:
         names = [p for p, e in sorted(manifest.files.items()) if e.sha256 in missing]
         shown = ", ".join(names[:MAX_LISTED]) + (" …" if len(names) > MAX_LISTED else "")
@@ -83,6 +85,32 @@ def _stored_manifest(store: BlobStore, sha: Any) -> Any:
     if not store.has(sha):
         raise ManifestError(f"this farm holds no manifest {sha}: send it as 'upload'")
     return json.loads(store.path(sha).read_bytes())
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """An uploaded job as its deletion needs it."""
+
+    id: int
+    manifest: str
+    output: str
+
+
+def upload_manifests() -> list[str]:
+    """The manifests of every job there is (what the store's sweep must keep)."""
+    rows = Job.select(Job.manifest).where(Job.storage == UPLOAD).distinct()
+    return [row.manifest for row in rows if row.manifest]
+
+
+def uploaded_jobs(job_ids: list[int]) -> list[Uploaded]:
+    """Those of these jobs whose files were uploaded."""
+    found = []
+    for i in range(0, len(job_ids), 500):  # under SQLite's cap on a query's parameters
+        rows = Job.select(Job.id, Job.manifest, Job.output).where(
+            Job.id.in_(job_ids[i : i + 500]) & (Job.storage == UPLOAD)
+        )
+        found += [Uploaded(row.id, row.manifest or "", row.output) for row in rows]
+    return found
 
 
 def frame_target(live: LiveJob | None, job_id: int, number: int) -> str:

@@ -54,11 +54,11 @@ class SimNode:
         self.sock.close()
 
 
-def submit_uploaded(server: ServerProcess) -> int:
+def submit_uploaded(server: ServerProcess, shot: str = "x") -> int:
     sha = hashlib.sha256(BLEND).hexdigest()
-    assert call(server, "PUT", f"/blobs/{sha}", BLEND)[0] == 201
+    assert call(server, "PUT", f"/blobs/{sha}", BLEND)[0] in (200, 201)
     answer = server.http({"item": "job", "action": "submit", "values": {
-        "project": "p", "sequence": "s", "shot": "x", "frame_start": 1, "frame_end": 2,
+        "project": "p", "sequence": "s", "shot": shot, "frame_start": 1, "frame_end": 2,
         "chunk_size": 1, "upload": {"main": "x.blend", "files": {"x.blend": {
             "sha256": sha, "size": len(BLEND)}}}}})  # fmt: skip
     assert answer["ok"], answer
