@@ -4,7 +4,9 @@ Every input file of an uploaded job is stored once, named by its SHA-256, whoeve
 for whichever job. An upload goes to `files/partial/<sha256>` first, hashed as it arrives; it
 becomes a blob only when the bytes hash to the name (an interrupted upload keeps its partial
 file, and the next PUT appends to it). A size cap per file and a quota for the whole store
-refuse what would not fit before it is written.
+refuse what would not fit before it is written. A blob's modification time is when a job
+last used it (its upload, a submit, the job's deletion): the retention sweep
+(server/housekeep.py) removes blobs no job references once that is old enough.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -55,6 +57,9 @@ class BlobStore:
         self.stats = Stats()
         self._open: set[str] = set()
         self._lock = threading.Lock()
+        self._sweep = threading.Lock()
+        """Held while a blob is touched or removed: a submit's touch and the sweep's check of
+        the time cannot interleave (a blob just used is never removed under it)."""
 
     def start(self) -> None:
         """Make the folders and count what is stored (once, at start)."""
@@ -81,6 +86,62 @@ class BlobStore:
     def missing(self, hashes: Iterable[str]) -> list[str]:
         """The hashes (each once, in order) the store lacks."""
         return [sha for sha in dict.fromkeys(hashes) if not self.has(sha)]
+
+    def claim(self, hashes: Iterable[str]) -> list[str]:
+        """The hashes the store lacks, after marking the ones it holds as used now (a client
+        is about to submit a job with them: the sweep must not take them first)."""
+        missing = []
+        with self._sweep:
+            for sha in dict.fromkeys(hashes):
+                try:
+                    os.utime(self.path(sha))
+                except FileNotFoundError:
+                    missing.append(sha)
+        return missing
+
+    def touch(self, hashes: Iterable[str]) -> None:
+        """Mark blobs as used now (a job that used them was deleted: they age from here)."""
+        self.claim(hashes)
+
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """Every stored blob's hash and modification time (a snapshot; may race a sweep)."""
+        for path in self.blobs.glob("*/*"):
+            with contextlib.suppress(FileNotFoundError):
+                yield path.name, path.stat().st_mtime
+
+    def remove_unused(self, sha: str, before: float) -> int | None:
+        """Remove blob `sha` if it was last used before `before` (a time); answers the bytes
+        freed (None if it was used since, or is gone)."""
+        path = self.path(sha)
+        with self._sweep:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                return None
+            if st.st_mtime >= before:
+                return None
+            path.unlink()
+        with self._lock:
+            self.stats.files -= 1
+            self.stats.bytes -= st.st_size
+        return st.st_size
+
+    def remove_stale_partials(self, before: float) -> int:
+        """Remove partial uploads nobody has added to since `before` and nobody is writing;
+        answers the bytes freed."""
+        freed = 0
+        for path in list(self.partial.iterdir()):
+            with self._lock:
+                if path.name in self._open:
+                    continue
+                try:
+                    st = path.stat()
+                    if st.st_mtime < before:
+                        path.unlink()
+                        freed += st.st_size
+                except FileNotFoundError:
+                    continue
+        return freed
 
     def partial_size(self, sha: str) -> int:
         check_name(sha)
@@ -134,8 +195,9 @@ class BlobStore:
             return
         os.chmod(partial, 0o444)  # blobs never change: nodes hard-link what they fetch
         os.replace(partial, final)
-        self.stats.files += 1
-        self.stats.bytes += size
+        with self._lock:
+            self.stats.files += 1
+            self.stats.bytes += size
 
     def put_bytes(self, data: bytes) -> str:
         """Store a small blob held in memory (a manifest); answers its hash."""

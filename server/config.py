@@ -44,6 +44,8 @@ class ServerConfig:
     """The largest file one upload may bring (bytes)."""
     store_quota: int = 500 * 1024**3
     """The most the blob store of uploaded files may hold (bytes)."""
+    keep_files: float = 30.0
+    """Days a blob no job references is kept (from its upload or the last job that used it)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -155,6 +157,14 @@ def parser() -> argparse.ArgumentParser:
         default=_env("STORE_QUOTA", "500G"),
         help="the most the store of uploaded files may hold (default 500G)",
     )
+    p.add_argument(
+        "--keep-files",
+        type=float,
+        default=float(_env("KEEP_FILES", "30") or 30),
+        metavar="DAYS",
+        help="days an uploaded file no job uses is kept, from its upload or the last job "
+        "that used it (default 30; fractions allowed)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     p.add_argument("--version", action="version", version=f"brender-server {__version__}")
     return p
@@ -178,6 +188,8 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         raise ConfigError("--node-timeout must be positive")
     if args.idle_timeout <= 0:
         raise ConfigError("--idle-timeout must be positive")
+    if args.keep_files < 0:
+        raise ConfigError("--keep-files must be 0 days or more")
     if args.max_connections < 0 or args.max_per_peer < 1:
         raise ConfigError("--max-connections must be 0 or more and --max-per-peer 1 or more")
     try:
@@ -206,4 +218,5 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         max_per_peer=args.max_per_peer,
         max_file_size=max_file_size,
         store_quota=store_quota,
+        keep_files=args.keep_files,
     )

@@ -17,6 +17,7 @@ from brender.server.config import ConfigError, ServerConfig, load
 from brender.server.db import open_database
 from brender.server.errors import FarmError
 from brender.server.farm import Farm, FarmSettings
+from brender.server.housekeep import Housekeeper
 from brender.server.http import MAX_BODY, listen_http, make_app
 from brender.server.local_node import LocalNode
 from brender.server.store import Store
@@ -56,6 +57,7 @@ async def serve(config: ServerConfig) -> int:
     farm.blobs = BlobStore(config.data_dir / "files", config.max_file_size, config.store_quota)
     await asyncio.to_thread(farm.blobs.start)
     farm.start()
+    sweeper = asyncio.create_task(Housekeeper(farm.blobs, config.keep_files).run())
 
     fds = raise_fd_limit()
     cap = config.max_connections or port_cap(fds)
@@ -95,6 +97,7 @@ async def serve(config: ServerConfig) -> int:
 
     await stop.wait()
     log.info("shutting down")
+    sweeper.cancel()
     tcp.stop()
     for listener in http_listeners:
         listener.close()

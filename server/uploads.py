@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,10 @@ from brender.server.services import packed
 log = logging.getLogger(__name__)
 
 MAX_MISSING_BODY = 32 * 1024 * 1024
+DISCARD_MAX = 8 * 1024 * 1024
+"""A PUT refused from its headers, without `Expect: 100-continue`, whose body is at most this
+long is read and thrown away before the answer, so the client reads the answer instead of
+a broken pipe; a longer one is answered at once and the connection closed."""
 RANGE = re.compile(r"^bytes (\d+)-(\d+|\*)?(?:/(\d+|\*))?$")
 
 
@@ -89,7 +95,13 @@ class FileHandler(tornado.web.RequestHandler):
         return sent
 
 
-_STATUS = {"not_found": 404, "invalid_value": 422, "bad_request": 400, "unauthorized": 401}
+_STATUS = {
+    "conflict": 409,
+    "not_found": 404,
+    "invalid_value": 422,
+    "bad_request": 400,
+    "unauthorized": 401,
+}
 
 
 class StoreStatsHandler(FileHandler):
@@ -128,7 +140,7 @@ class MissingHandler(FileHandler):
                 if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
                     raise FarmError("'hashes' must be a list of SHA-256 strings")
                 hashes = {check_name(h): 0 for h in listed}
-            missing = self.store.missing(hashes)
+            missing = await asyncio.to_thread(self.store.claim, hashes)  # a submit follows
         except wire.WireError as exc:
             return self.fail(400, exc.code, exc.message)
         except ManifestError as exc:
@@ -159,6 +171,8 @@ class BlobHandler(FileHandler):
 
     upload: Upload | None = None
     broken: BlobError | None = None
+    early: Callable[[], None] | None = None
+    """An answer decided from the headers, given once the body has been read and dropped."""
     total: int | None = None
     """The whole file's size when `Content-Range` says it: a shorter body is a piece."""
 
@@ -169,12 +183,24 @@ class BlobHandler(FileHandler):
         try:
             if self.store.has(sha):
                 size = self.store.path(sha).stat().st_size
-                return self.reply({"sha256": sha, "size": size, "stored": True})
+                answer = {"sha256": sha, "size": size, "stored": True}
+                return self._answer_early(lambda: self.reply(answer))
             offset, length = self._extent()
             self.request.connection.set_max_body_size(self.store.max_file + 1)  # type: ignore[union-attr]
             self.upload = await asyncio.to_thread(self.store.begin, sha, offset, length)
         except BlobError as exc:
-            return self.fail_with(exc)
+            return self._answer_early(functools.partial(self.fail_with, exc))
+
+    def _answer_early(self, answer: Callable[[], None]) -> None:
+        """Answer now when the client waits for `100 Continue` or sends no body (or too long
+        a one: then the connection closes); else once its body is read and dropped."""
+        length_text = self.request.headers.get("Content-Length", "")
+        length = int(length_text) if length_text.isdigit() else 0
+        expects = self.request.headers.get("Expect", "").lower() == "100-continue"
+        if expects or not 0 < length <= DISCARD_MAX:
+            return answer()
+        self.request.connection.set_max_body_size(DISCARD_MAX)  # type: ignore[union-attr]
+        self.early = answer
 
     def _extent(self) -> tuple[int, int | None]:
         """Where the body goes (its offset) and its length, when the client said."""
@@ -197,7 +223,7 @@ class BlobHandler(FileHandler):
 
     def data_received(self, chunk: bytes) -> None:
         if self.upload is None or self.broken is not None:
-            return
+            return  # nothing to keep (an early answer's body is dropped)
         try:
             self.upload.write(chunk)
         except BlobError as exc:
@@ -205,6 +231,8 @@ class BlobHandler(FileHandler):
             self.upload.close()
 
     async def put(self, sha: str) -> None:
+        if self.early is not None:
+            return self.early()
         upload = self.upload
         if upload is None:
             return
@@ -268,18 +296,11 @@ class FrameHandler(FileHandler):
             name = check_path(self.get_query_argument("name", ""))
             if "/" in name:
                 raise ManifestError("a file name, not a path")
-            live = self.farm.scheduler.jobs.get(job_id)
-            output, storage = (
-                (live.output, packed.UPLOAD if live.manifest else packed.SHARED)
-                if live is not None
-                else packed.job_output(job_id)
-            )
+            output = packed.frame_target(self.farm.scheduler.jobs.get(job_id), job_id, number)
         except ManifestError as exc:
             return self.fail(422, "invalid_value", f"'name': {exc}")
         except FarmError as exc:
             return self.fail_with(exc)
-        if storage != packed.UPLOAD:
-            return self.fail(409, "conflict", f"job {job_id} renders to shared storage")
         self.request.connection.set_max_body_size(self.store.max_file + 1)  # type: ignore[union-attr]
         folder = Path(output).parent
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)

@@ -150,3 +150,31 @@ def test_cli_errors(tmp_path: Path) -> None:
         server.stop()
     down = brender("submit", str(scene), "--farm", server.http_url, "--frames", "1-1")
     assert down.returncode == 1 and "cannot reach the farm" in down.stderr, down.stderr
+
+
+def test_cli_shows_over_quota(blender: str, tmp_path: Path) -> None:
+    """The store's room is taken by another client's cut upload (the CLI's own check from
+    `GET /blobs` cannot see it): the server refuses from the headers, and the CLI prints its
+    JSON error in one line."""
+    import http.client
+    import urllib.parse
+
+    main, _, _ = make_linked_scene(tmp_path / "artist", 1, 1)
+    server = ServerProcess(tmp_path / "server", token=TOKEN, extra=["--store-quota", "4M"])
+    server.start()
+    try:
+        url = urllib.parse.urlsplit(server.http_url)
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+        piece = b"\0" * (4 * 1024 * 1024 - 1000)
+        conn.request("PUT", f"/blobs/{'e' * 64}", body=piece, headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Range": f"bytes 0-{len(piece) - 1}/{len(piece) + 10**6}"})  # fmt: skip
+        assert conn.getresponse().status == 202
+        conn.close()
+        done = brender("submit", str(main), "--farm", server.http_url, "--token", TOKEN,
+                       "--frames", "1-1")  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("brender: the farm's store is full") and "(--store-quota)" in last, last
+    finally:
+        server.stop()

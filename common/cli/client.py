@@ -1,7 +1,9 @@
 """The farm's HTTP API as the command line uses it: requests, blob uploads, frame downloads.
 
 Standard library only. Bodies are streamed from and to files a block at a time; an upload
-cut short resumes from what the farm holds (`GET /blobs/<sha>/partial`).
+cut short resumes from what the farm holds (`GET /blobs/<sha>/partial`). A big upload asks
+`Expect: 100-continue` first, so a farm that refuses it from its headers (a full store, a
+file over its cap) is heard before any of the body is sent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import hashlib
 import http.client
 import json
 import os
+import select
+import socket
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +22,10 @@ from typing import Any
 BLOCK = 1024 * 1024
 TIMEOUT = 60.0
 RETRIES = 3
+EXPECT_OVER = 1024 * 1024
+"""Bodies over this many bytes wait for the farm's `100 Continue` before they are sent."""
+CONTINUE_WAIT = 5.0
+"""Seconds to wait for it; a server that never says it gets the body anyway (RFC 9110)."""
 
 
 class CliError(Exception):
@@ -115,24 +123,29 @@ class FarmClient:
         return sent
 
     def _put_from(self, sha: str, path: Path, offset: int, size: int, progress: Progress) -> int:
+        length = size - offset
         headers = {
             **self._headers(),
-            "Content-Length": str(size - offset),
+            "Content-Length": str(length),
             "Content-Range": f"bytes {offset}-{max(size - 1, 0)}/{size}",
         }
+        if length > EXPECT_OVER:
+            headers["Expect"] = "100-continue"
         conn = self._connection()
+        sent = 0
         try:
             conn.putrequest("PUT", f"/blobs/{sha}")
             for key, value in headers.items():
                 conn.putheader(key, value)
             conn.endheaders()
-            sent = 0
-            with open(path, "rb") as f:
-                f.seek(offset)
-                while block := f.read(BLOCK):
-                    conn.send(block)
-                    sent += len(block)
-                    progress(len(block))
+            if length <= EXPECT_OVER or _continued(conn):
+                try:
+                    sent = _send_file(conn, path, offset, progress)
+                except OSError as exc:
+                    # The farm answered and closed before taking it all: read what it said.
+                    status, raw = _answer_after(conn, exc)
+                    self._json(status, raw)
+                    raise
             resp = conn.getresponse()
             status, raw = resp.status, resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -170,3 +183,47 @@ class FarmClient:
             conn.close()
         os.replace(temp, dest)
         return digest.hexdigest()
+
+
+def _continued(conn: http.client.HTTPConnection) -> bool:
+    """After headers with `Expect: 100-continue`: True to send the body (the farm said
+    `100 Continue`, or nothing in time), False when its final answer came instead."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    ready, _, _ = select.select([sock], [], [], CONTINUE_WAIT)
+    if not ready:
+        return True
+    head = sock.recv(16, socket.MSG_PEEK)
+    if not head.startswith(b"HTTP/1.1 100") and not head.startswith(b"HTTP/1.0 100"):
+        return False  # the final answer: getresponse() reads it
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):  # a few dozen bytes: the status line, no headers
+        byte = sock.recv(1)
+        if not byte:
+            break
+        interim += byte
+    return True
+
+
+def _send_file(
+    conn: http.client.HTTPConnection, path: Path, offset: int, progress: Progress
+) -> int:
+    sent = 0
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while block := f.read(BLOCK):
+            conn.send(block)
+            sent += len(block)
+            progress(len(block))
+    return sent
+
+
+def _answer_after(conn: http.client.HTTPConnection, exc: OSError) -> tuple[int, bytes]:
+    """The farm's answer to a request whose body it stopped reading (a broken pipe); the
+    error again when there is none to read."""
+    try:
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    except (OSError, http.client.HTTPException):
+        raise exc from None

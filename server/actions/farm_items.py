@@ -106,7 +106,16 @@ def status(farm: Farm, req: Request) -> dict[str, Any]:
             "idle": online - busy,
         },
         "local_node": farm.local_node() if farm.local_node is not None else None,
+        "files": _files(farm),
     }
+
+
+def _files(farm: Farm) -> dict[str, int] | None:
+    """The store of uploaded files: blobs held, their bytes, and the quota."""
+    if farm.blobs is None:
+        return None
+    stats = farm.blobs.stats
+    return {"count": stats.files, "bytes": stats.bytes, "quota": farm.blobs.quota}
 
 
 ROUTES: Routes = {

@@ -6,11 +6,12 @@ committed; rows are written only by the store's writer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from brender.blendfile import Requirement, Version
-from brender.server import verbs, versions
+from brender.server import housekeep, verbs, versions
 from brender.server.api import Request, Routes
 from brender.server.errors import Conflict
 from brender.server.farm import Farm
@@ -163,18 +164,28 @@ async def delete(farm: Farm, req: Request) -> list[dict[str, Any]]:
 
 
 async def delete_under(farm: Farm, model: Any, req: Request) -> list[dict[str, Any]]:
-    """Delete rows (and every job under them); jobs still rendering only with `force`."""
+    """Delete rows (and every job under them); jobs still rendering only with `force`.
+    Uploaded jobs let go of their inputs (the store's sweep removes them once unused long
+    enough); with `force` their frames on the server go too."""
     rows, job_ids = changes.to_delete(model, req.filters, req.values)
+    force = bool(changes.check_values(req.values, {"force"}, "delete").get("force"))
     rendering = [i for i in job_ids if (live := farm.scheduler.jobs.get(i)) and live.running]
-    if rendering and not changes.check_values(req.values, {"force"}, "delete").get("force"):
+    if rendering and not force:
         raise Conflict(
             f"job(s) {', '.join(map(str, rendering))} are rendering under this "
             f'{model.__name__.lower()}; send values {{"force": true}} to cancel them and delete'
         )
+    uploaded = packed.uploaded_jobs(job_ids)
+    if uploaded and farm.blobs is not None:  # before the rows go: a crash keeps them young
+        await asyncio.to_thread(housekeep.release, farm.blobs, [j.manifest for j in uploaded])
     farm.cancel_chunks(verbs.deleted(farm.scheduler, job_ids))
     answer = await farm.store.run(lambda: changes.delete_rows(model, rows))
     for row in answer:
         farm.emit(model.__name__.lower(), {"id": row["id"], "deleted": True})
+    if force:
+        root = farm.settings.output_root
+        for job in uploaded:
+            await asyncio.to_thread(housekeep.remove_frames, root, job.id, job.output)
     return answer
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from brender.blendfile import BlendFileError, read_version
 from brender.manifest import SHA256, Manifest, ManifestError, check_path
 from brender.server.blobs import BlobStore
-from brender.server.errors import FarmError, InvalidValue, NotFound
+from brender.server.errors import Conflict, FarmError, InvalidValue, NotFound
+from brender.server.live import LiveJob
 from brender.server.models import Frame, Job
 from brender.server.states import FrameStatus
 
@@ -58,7 +60,8 @@ async def prepare_submit(store: BlobStore | None, values: dict[str, Any]) -> dic
     except ManifestError as exc:
         raise InvalidValue(f"'upload': {exc}") from None
     check_pattern(out.get("output"))
-    missing = set(store.missing(manifest.hashes()))
+    # Marked as used now: the store's sweep keeps them for the job about to be made.
+    missing = set(await asyncio.to_thread(store.claim, manifest.hashes()))
     if missing:
         names = [p for p, e in sorted(manifest.files.items()) if e.sha256 in missing]
         shown = ", ".join(names[:MAX_LISTED]) + (" …" if len(names) > MAX_LISTED else "")
@@ -84,12 +87,50 @@ def _stored_manifest(store: BlobStore, sha: Any) -> Any:
     return json.loads(store.path(sha).read_bytes())
 
 
-def job_output(job_id: int) -> tuple[str, str]:
-    """The job's output pattern and its storage, or NotFound."""
-    row = Job.select(Job.output, Job.storage).where(Job.id == job_id).first()
-    if row is None:
-        raise NotFound(f"no job with id {job_id}")
-    return row.output, row.storage
+@dataclass(frozen=True)
+class Uploaded:
+    """An uploaded job as its deletion needs it."""
+
+    id: int
+    manifest: str
+    output: str
+
+
+def upload_manifests() -> list[str]:
+    """The manifests of every job there is (what the store's sweep must keep)."""
+    rows = Job.select(Job.manifest).where(Job.storage == UPLOAD).distinct()
+    return [row.manifest for row in rows if row.manifest]
+
+
+def uploaded_jobs(job_ids: list[int]) -> list[Uploaded]:
+    """Those of these jobs whose files were uploaded."""
+    found = []
+    for i in range(0, len(job_ids), 500):  # under SQLite's cap on a query's parameters
+        rows = Job.select(Job.id, Job.manifest, Job.output).where(
+            Job.id.in_(job_ids[i : i + 500]) & (Job.storage == UPLOAD)
+        )
+        found += [Uploaded(row.id, row.manifest or "", row.output) for row in rows]
+    return found
+
+
+def frame_target(live: LiveJob | None, job_id: int, number: int) -> str:
+    """The output pattern a node's frame `number` of `job_id` is stored by: only an uploaded
+    job's frame that is rendering (in a running chunk, not reported yet) is taken, from any
+    node holding the token. Conflict otherwise: a frame requeued, done, or of a job that is
+    gone must not overwrite what another node renders or rendered."""
+    if live is None:
+        row = Job.select(Job.status, Job.storage).where(Job.id == job_id).first()
+        if row is None:
+            raise NotFound(f"no job with id {job_id}")
+        if row.storage != UPLOAD:
+            raise Conflict(f"job {job_id} renders to shared storage")
+        raise Conflict(f"job {job_id} is {row.status}: it takes no more frames")
+    if not live.manifest:
+        raise Conflict(f"job {job_id} renders to shared storage")
+    for chunk in live.running.values():
+        if number in chunk.frames and number not in chunk.done:
+            return live.output
+    raise Conflict(f"frame {number} of job {job_id} is not rendering: it takes no file now")
 
 
 def frame_file(job_id: int, number: int) -> Path:

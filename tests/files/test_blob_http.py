@@ -123,3 +123,43 @@ def test_caps_and_token(server: ServerProcess) -> None:
     assert call(server, "GET", "/blobs/not-a-hash")[0] == 400
     stats = call(server, "GET", "/blobs")[1]["data"]
     assert stats["files"] == 2 and stats["bytes"] == 4 * 1024 * 1024
+
+
+def test_refusal_heard_without_expect(server: ServerProcess) -> None:
+    """A client that sends its body without waiting still reads the refusal: a body up to
+    8 MiB is read and dropped first."""
+    for i in range(2):
+        blob = bytes([i + 10]) * (2 * 1024 * 1024)
+        assert call(server, "PUT", f"/blobs/{hashlib.sha256(blob).hexdigest()}", blob)[0] == 201
+    body = os.urandom(2 * 1024 * 1024)
+    status, answer = call(server, "PUT", f"/blobs/{hashlib.sha256(body).hexdigest()}", body)
+    assert status == 507 and answer["error"]["code"] == "quota", answer
+    # An already stored blob is answered so too.
+    blob = bytes([10]) * (2 * 1024 * 1024)
+    status, answer = call(server, "PUT", f"/blobs/{hashlib.sha256(blob).hexdigest()}", blob)
+    assert status == 200 and answer["data"]["stored"] is True, answer
+
+
+def test_cli_client_hears_refusals(server: ServerProcess, tmp_path: Path) -> None:
+    """The CLI's client asks `Expect: 100-continue` for a big body: a file far over the cap
+    (the server closes at once) and one over the quota both show the server's own words."""
+    from brender.cli.client import FarmClient, Refused
+
+    client = FarmClient(server.http_url, TOKEN)
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    with pytest.raises(Refused) as refused:
+        client.put_blob("d" * 64, big, lambda n: None)
+    assert refused.value.status == 413 and "--max-file-size" in str(refused.value)
+    for i in range(2):
+        blob = bytes([i + 20]) * (2 * 1024 * 1024)
+        assert call(server, "PUT", f"/blobs/{hashlib.sha256(blob).hexdigest()}", blob)[0] == 201
+    over = tmp_path / "over.bin"
+    over.write_bytes(os.urandom(2 * 1024 * 1024 + 1))
+    sha = hashlib.sha256(over.read_bytes()).hexdigest()
+    sent: list[int] = []
+    with pytest.raises(Refused) as refused:
+        client.put_blob(sha, over, sent.append)
+    assert refused.value.code == "quota" and "the farm's store is full" in str(refused.value)
+    assert sum(sent) == 0  # refused before any of the body went

@@ -2,7 +2,7 @@
 
 import { askAll, serverNow } from "./api.js";
 import { badge, fill, h, progressBar, setText } from "./dom.js";
-import { duration, jobTimes, percent, refresher } from "./format.js";
+import { bytes, duration, jobTimes, percent, refresher } from "./format.js";
 
 const JOB_STATES = ["active", "queued", "paused", "completed", "failed", "canceled"];
 const WINDOW = 60; // seconds of "frames done per minute"
@@ -60,6 +60,7 @@ export function overview() {
   const active = h("div.joblist");
   const nodeList = h("div.nodelist");
   const localNode = h("section.panel.localnode", { hidden: true });
+  const files = h("p.files", { hidden: true });
 
   for (const [state, el] of Object.entries(jobs)) el.dataset.state = state;
 
@@ -99,6 +100,10 @@ export function overview() {
     setText(rate.value, doneRate.text());
     const totalFrames = Object.values(s.frames).reduce((a, b) => a + b, 0);
     setText(frameTotals.value, `${s.frames.done || 0} / ${totalFrames}`);
+    files.hidden = !s.files;
+    if (s.files) {
+      setText(files, `Uploaded files: ${s.files.count} stored, ${s.files.bytes ? bytes(s.files.bytes) : "0 B"} of ${bytes(s.files.quota)}`);
+    }
 
     if (!jobRead.data.length) {
       fill(active, h("p.empty", "No job is queued or running. Jobs come from Blender's brender panel or the API."));
@@ -164,6 +169,7 @@ export function overview() {
           h("div.card", h("h2", "Nodes"), h("div.stats", nodes.online, nodes.busy, nodes.disabled)),
           h("div.card.wide", h("h2", "Jobs"), h("div.stats", JOB_STATES.map((s) => jobs[s]))),
           h("div.card", h("h2", "Frames"), h("div.stats", rate, frameTotals))),
+        files,
         h("section.panel", h("h2", "Unfinished jobs"), active),
         h("section.panel", h("h2", "Render nodes"), nodeList));
       ticker = setInterval(refresh, 5000); // the per-minute window moves on

@@ -1,0 +1,105 @@
+"""`PUT /frames/<job>/<n>` takes a frame only for an uploaded job's frame that is rendering,
+from any node with the token; anything else is a 409 with a JSON error. A simulated node
+(real TCP, the real protocol, no Blender) holds the chunk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from farmctl import ServerProcess, wait_for
+from test_blob_http import AUTH, TOKEN, call
+
+BLEND = b"BLENDER-v304" + b"\0" * 64
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    s = ServerProcess(tmp_path / "server", token=TOKEN).start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+class SimNode:
+    """A node on one TCP connection that takes orders and reports what the test says."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=30)
+        self.file = self.sock.makefile("rwb")
+        self.send({"type": "hello", "protocol": 1, "node_id": "sim-frames", "name": "sim",
+                   "blender_version": "3.4.1", "token": TOKEN})  # fmt: skip
+        assert self.read("welcome")["type"] == "welcome"
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.file.write(json.dumps(message).encode() + b"\n")
+        self.file.flush()
+
+    def read(self, kind: str) -> dict[str, Any]:
+        while True:
+            message = json.loads(self.file.readline())
+            if message["type"] == "ping":
+                self.send({"type": "pong", "t": message.get("t")})
+            elif message["type"] == kind:
+                return dict(message)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def submit_uploaded(server: ServerProcess, shot: str = "x") -> int:
+    sha = hashlib.sha256(BLEND).hexdigest()
+    assert call(server, "PUT", f"/blobs/{sha}", BLEND)[0] in (200, 201)
+    answer = server.http({"item": "job", "action": "submit", "values": {
+        "project": "p", "sequence": "s", "shot": shot, "frame_start": 1, "frame_end": 2,
+        "chunk_size": 1, "upload": {"main": "x.blend", "files": {"x.blend": {
+            "sha256": sha, "size": len(BLEND)}}}}})  # fmt: skip
+    assert answer["ok"], answer
+    return int(answer["data"]["id"])
+
+
+def put_frame(server: ServerProcess, job: int, n: int, **headers: str) -> tuple[int, Any]:
+    return call(server, "PUT", f"/frames/{job}/{n}?name={n:04d}.png", b"png" * 100,
+                {**AUTH, **headers})  # fmt: skip
+
+
+def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path: Path) -> None:
+    job = submit_uploaded(server)
+    shared = server.http({"item": "job", "action": "submit", "values": {
+        "project": "p", "sequence": "s", "shot": "y", "blend_file": str(tmp_path / "y.blend"),
+        "frame_start": 1, "frame_end": 1, "paused": True}})["data"]["id"]  # fmt: skip
+    # Queued, not rendering yet: refused.
+    status, answer = put_frame(server, job, 1)
+    assert status == 409 and answer["error"]["code"] == "conflict", answer
+    assert "not rendering" in answer["error"]["message"]
+    node = SimNode(server)
+    try:
+        order = node.read("render")
+        assert order["job_id"] == job and order["frames"] == [1], order
+        status, answer = put_frame(server, job, 1)
+        assert status == 201, answer
+        stored = answer["data"]["path"]
+        assert Path(stored).read_bytes() == b"png" * 100
+        # Another node (any holder of the token) may send it again: the answer was lost.
+        assert put_frame(server, job, 1)[0] == 201
+        status, answer = put_frame(server, job, 2)  # frame 2 is still queued
+        assert status == 409 and "frame 2 of job" in answer["error"]["message"], answer
+        node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
+                   "output_file": stored, "render_time": 0.1, "seq": 1})  # fmt: skip
+        # Reported: the frame is done, it takes no other file.
+        wait_for(lambda: put_frame(server, job, 1)[0] == 409, 10, what="frame 1 refused once done")
+    finally:
+        node.close()
+    status, answer = put_frame(server, shared, 1)
+    assert status == 409 and "shared storage" in answer["error"]["message"], answer
+    status, answer = put_frame(server, 999, 1)
+    assert status == 404 and answer["error"]["code"] == "not_found", answer
+    status, answer = put_frame(server, job, 1, Authorization="Bearer wrong")
+    assert status == 401 and answer["error"]["code"] == "unauthorized", answer
