@@ -62,7 +62,9 @@ class SimulatedNodes:
         speeds: list[float] | None = None,
         prefix: str = "sim",
         heartbeat: bool = True,
+        warm: bool = False,
     ) -> None:
+        self.warm = warm  # like a warm node: start-up once per job, and `warm` in the hello
         self.port = port
         self.host = HOST
         self.cost = cost

@@ -190,6 +190,9 @@ class Hello(Message):
     blenders: tuple[BlenderInfo, ...] = ()
     allow_autoexec: bool = False
     """Started with --allow-autoexec: it may run a file's Python (drivers, scripts)."""
+    warm: bool = False
+    """It keeps Blender loaded between chunks of a file (node/warm.py): a chunk costs it no
+    start-up, so automatic chunking gives it short ones (server/chunking.py)."""
 
     @classmethod
     def parse(cls, m: Raw) -> Hello:
@@ -209,6 +212,7 @@ class Hello(Message):
             protocol=_int(m, "protocol", 1),
             blenders=_blenders(m),
             allow_autoexec=_bool(m, "allow_autoexec"),
+            warm=_bool(m, "warm"),
         )
 
 

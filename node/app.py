@@ -53,6 +53,7 @@ async def run_node(
     psutil.cpu_percent(interval=None)  # so `system info` measures from now, without blocking
     if stop is None:
         stop = asyncio.Event()
+    runner_is_warm = runner is None and config.warm  # a runner given by a caller is its own
     if runner is None:
         runner = BlenderRunner(
             config.blender,
@@ -92,6 +93,7 @@ async def run_node(
             chunk=chunk,
             blenders=tuple(messages.BlenderInfo(e.version, e.kind, e.devices) for e in engines),
             allow_autoexec=config.allow_autoexec,
+            warm=runner_is_warm,
         )
 
     def on_order(message: messages.Message) -> None:

@@ -28,6 +28,13 @@ TARGET_SECONDS = 300.0
 MAX_FRAMES = 250
 """Frames in one chunk when nothing is known yet about how long a frame takes."""
 
+WARM_TARGET_SECONDS = 30.0
+"""A warm node's chunk (Blender stays loaded: a chunk costs no start-up) takes about this long
+at most: balance, previews, pause and cancel act sooner, at the price of a message a chunk."""
+
+WARM_FIRST_FRAMES = 1
+"""A warm node's chunk while the frame time is unknown: one frame measures it."""
+
 JOBS_KEPT = 512
 
 
@@ -80,13 +87,16 @@ class SpeedBook:
         return mine.mean if mine is not None else None
 
 
-def frames_for(left: int, nodes: int, speed: float | None, frame_seconds: float | None) -> int:
-    """Frames to give one node out of `left`, with `nodes` nodes able to work on the job."""
+def frames_for(
+    left: int, nodes: int, speed: float | None, frame_seconds: float | None, warm: bool = False
+) -> int:
+    """Frames to give one node out of `left`, with `nodes` nodes able to work on the job; a
+    `warm` node pays no start-up per chunk, so its chunks are short (WARM_TARGET_SECONDS)."""
     if left <= 0:
         return 0
-    cap = MAX_FRAMES
+    target, cap = (WARM_TARGET_SECONDS, WARM_FIRST_FRAMES) if warm else (TARGET_SECONDS, MAX_FRAMES)
     if frame_seconds:
-        cap = max(1, int(TARGET_SECONDS / frame_seconds))
+        cap = max(1, int(target / frame_seconds))
     if nodes <= 1:
         return max(1, min(left, cap))
     share = speed if speed is not None else FIRST_SHARE

@@ -64,6 +64,7 @@ class Node:
     chunk_id: int | None = None
     job_id: int | None = None
     blenders: NodeBlenders = field(default_factory=NodeBlenders)
+    warm: bool = False  # keeps Blender loaded between chunks (its hello says)
 
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -159,7 +160,9 @@ class Farm:
             old.session.replaced = True
             old.session.close()
         enabled = client.status == ClientStatus.ENABLED.value
-        node = Node(cid, client.name, session, enabled, blenders=NodeBlenders.of(hello))
+        node = Node(
+            cid, client.name, session, enabled, blenders=NodeBlenders.of(hello), warm=hello.warm
+        )
         self.nodes[cid] = node
         self.known.add(cid)
         (self.enabled.add if enabled else self.enabled.discard)(cid)
@@ -303,6 +306,8 @@ class Farm:
 
     def _sizer(self, client_id: int, nodes: int) -> Sizer:
         """Automatic chunk sizes for this node: its share of a job's frames (server/chunking)."""
+        node = self.nodes.get(client_id)
+        warm = node is not None and node.warm
 
         def size(job: LiveJob, left: int) -> int:
             return chunking.frames_for(
@@ -310,6 +315,7 @@ class Farm:
                 nodes,
                 self.speeds.speed(job.id, client_id),
                 self.speeds.frame_seconds(job.id, client_id),
+                warm,
             )
 
         return size

@@ -175,6 +175,8 @@ def test_cli_shows_over_quota(blender: str, tmp_path: Path) -> None:
                        "--frames", "1-1")  # fmt: skip
         assert done.returncode == 1, done.stderr
         last = done.stderr.strip().splitlines()[-1]
-        assert last.startswith("brender: the farm's store is full") and "(--store-quota)" in last, last
+        assert last.startswith("brender: the farm's store is full") and "(--store-quota)" in last, (
+            last
+        )
     finally:
         server.stop()

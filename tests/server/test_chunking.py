@@ -14,6 +14,19 @@ def test_a_lone_node_gets_everything_in_one_chunk() -> None:
     assert chunking.frames_for(10_000, 1, 1.0, 2.0) == int(chunking.TARGET_SECONDS / 2.0)
 
 
+def test_a_warm_node_gets_short_chunks() -> None:
+    # No start-up per chunk: one frame measures it, then chunks of about WARM_TARGET_SECONDS.
+    assert chunking.frames_for(24, 1, None, None, warm=True) == chunking.WARM_FIRST_FRAMES
+    assert chunking.frames_for(10_000, 1, 1.0, 2.0, warm=True) == int(
+        chunking.WARM_TARGET_SECONDS / 2.0
+    )
+    assert chunking.frames_for(24, 1, 1.0, 0.1, warm=True) == 24  # short frames: all at once
+    # On a farm, a warm node's share never exceeds what a cold one would get.
+    for left, nodes, speed, seconds in ((2000, 50, 2.0, 0.5), (100, 4, 1.0, 3.0)):
+        warm = chunking.frames_for(left, nodes, speed, seconds, warm=True)
+        assert 1 <= warm <= chunking.frames_for(left, nodes, speed, seconds)
+
+
 def test_shares_shrink_and_follow_speed() -> None:
     unknown = chunking.frames_for(2000, 50, None, None)
     fast = chunking.frames_for(2000, 50, 2.0, 0.5)
