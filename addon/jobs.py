@@ -43,6 +43,7 @@ class JobView:
     blender: str = ""  # the Blender the job asks for (">=4.2"), if any
     autoexec: bool = False  # the file's Python drivers and scripts run
     waiting: str = ""  # why no online node may take its frames now ("needs Blender ≥ 4.5; …")
+    eta_seconds: float | None = None  # the farm's estimate of the time left; None: no data yet
 
     @property
     def can_pause(self) -> bool:
@@ -70,6 +71,22 @@ class JobView:
     def frames_text(self) -> str:
         failed = f", {self.failed} failed" if self.failed else ""
         return f"{self.done}/{self.total} frames{failed}"
+
+    @property
+    def eta_text(self) -> str:
+        """ "12 min 05 s left", or "—" while the farm has no estimate."""
+        return f"{duration_text(self.eta_seconds)} left" if self.eta_seconds is not None else "—"
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as people read them: "45 s", "12 min 05 s", "3 h 07 min"."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    m = s // 60
+    if m < 60:
+        return f"{m} min {s % 60:02d} s"
+    return f"{m // 60} h {m % 60:02d} min"
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,13 @@ def _int(row: dict[str, Any], key: str, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
+def _number(row: dict[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return max(0.0, float(value))
+
+
 def parse_job(row: Any) -> JobView:
     """A job row of `job read` (with its `frames` counts and `progress`) as a `JobView`."""
     if not isinstance(row, dict) or not isinstance(row.get("id"), int):
@@ -138,6 +162,7 @@ def parse_job(row: Any) -> JobView:
         error=str(row.get("error") or ""),
         file_version=str(row.get("file_version") or ""),
         blender=str(row.get("blender") or ""),
+        eta_seconds=_number(row, "eta_seconds"),
         autoexec=row.get("autoexec") is True,
         waiting=str(row.get("waiting") or ""),
     )

@@ -96,8 +96,24 @@ def _dict(m: Raw, key: str) -> Raw | None:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_OPTIONAL = frozenset(("seq", "ack", "blender", "file_version", "manifest", "http_port"))
+_OPTIONAL = frozenset(
+    (
+        "seq",
+        "ack",
+        "blender",
+        "file_version",
+        "manifest",
+        "http_port",
+        "phase",
+        "samples",
+        "total",
+        "remaining",
+    )
+)
 """Fields left out of the line when None."""
+
+PHASES = ("loading", "synchronizing", "rendering", "compositing", "saving")
+"""A frame's phases, as `progress` names them."""
 
 # -- the messages -------------------------------------------------------------------------------
 
@@ -388,13 +404,31 @@ class Pong(Message):
 
 @dataclass(frozen=True, slots=True)
 class Progress(Message):
+    """How far the node is with a frame: `phase` (one of `PHASES`), `samples` done of
+    `total`, Blender's own `remaining` seconds; a node of the first protocol sends only
+    `chunk_id` and `frame` (the frame started)."""
+
     TYPE: ClassVar[str] = "progress"
     chunk_id: int
     frame: int
+    phase: str | None = None
+    samples: int | None = None
+    total: int | None = None
+    remaining: float | None = None
 
     @classmethod
     def parse(cls, m: Raw) -> Progress:
-        return cls(_int(m, "chunk_id"), _int(m, "frame"))
+        phase = _opt_str(m, "phase")
+        if phase is not None and phase not in PHASES:
+            raise MessageError(f"'phase' must be one of {', '.join(PHASES)}")
+        return cls(
+            _int(m, "chunk_id"),
+            _int(m, "frame"),
+            phase,
+            _opt_int(m, "samples"),
+            _opt_int(m, "total"),
+            _opt_number(m, "remaining"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

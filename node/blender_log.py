@@ -23,10 +23,14 @@ MAX_OUTPUT_LINE = 64 * 1024
 
 _FRA = re.compile(r"^Fra:(-?\d+)\b")
 _FRA_TIME = re.compile(r"\|\s*Time:\s*(\d[\d:.]*)\s*\|")
+_FRA_REMAINING = re.compile(r"\|\s*Remaining:\s*(\d[\d:.]*)\s*\|")
+# Cycles: `Sample 12/128`; Eevee: `Rendering 12 / 64 samples`.
+_SAMPLES = re.compile(r"(?:^Sample\s+(\d+)\s*/\s*(\d+)|^Rendering\s+(\d+)\s*/\s*(\d+)\s+samples)")
 _SAVED = re.compile(r"""^Saved:\s+(['"])(.*)\1\s*$""")
 # Blender 3.x indents this line by one space, 4.x does not.
 _TIME = re.compile(r"^\s*Time:\s*(\d[\d:.]*)(?:\s+\(Saving:\s*(\d[\d:.]*)\))?\s*$")
 _ERROR = re.compile(r"^Error:\s")
+_READ_BLEND = re.compile(r"^Read blend:\s")
 
 
 class LineSplitter:
@@ -65,12 +69,33 @@ def _decode(raw: bytes | bytearray) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r")
 
 
+_PHASE_PREFIXES = (
+    ("Loading", "loading"),
+    ("Synchronizing", "synchronizing"),
+    ("Initializing", "synchronizing"),
+    ("Waiting for render", "synchronizing"),
+    ("Updating", "synchronizing"),
+    ("Sample", "rendering"),
+    ("Rendering", "rendering"),
+    ("Path Tracing", "rendering"),
+    ("Denoising", "rendering"),
+    ("Compositing", "compositing"),
+    ("Finished", "saving"),
+    ("Saving", "saving"),
+)
+
+
 @dataclass(frozen=True)
 class FraLine:
-    """A render-progress line, `Fra:5 Mem:… | Time:00:01.20 | …`."""
+    """A render-progress line, `Fra:5 Mem:… | Time:00:01.20 | Remaining:00:11.92 | … |
+    Scene, ViewLayer | Sample 1/128`."""
 
     frame: int
     elapsed: float | None
+    remaining: float | None = None
+    phase: str | None = None
+    samples: int | None = None
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,11 @@ class TimeLine:
 
 
 @dataclass(frozen=True)
+class ReadLine:
+    """`Read blend: /projects/a.blend`: Blender is loading the file."""
+
+
+@dataclass(frozen=True)
 class ErrorLine:
     """An `Error: …` line; `fatal` when Blender is known to give up after it."""
 
@@ -96,7 +126,7 @@ class ErrorLine:
     fatal: bool
 
 
-LineEvent = FraLine | SavedLine | TimeLine | ErrorLine
+LineEvent = FraLine | SavedLine | TimeLine | ErrorLine | ReadLine
 
 
 def parse_duration(text: str) -> float | None:
@@ -118,6 +148,25 @@ def parse_duration(text: str) -> float | None:
     return seconds
 
 
+def _status(text: str) -> tuple[str | None, int | None, int | None]:
+    """The phase and the samples of a `Fra:` line, from the fields after `Scene, ViewLayer`:
+    Blender's last `|` fields say what it is doing (`Sample 12/128`, `Updating Shaders`)."""
+    fields = [f.strip() for f in text.split("|")]
+    phase: str | None = None
+    # The first field that names a phase: `Updating Objects | Copying …` is synchronizing.
+    for part in fields[1:]:
+        found = next((name for prefix, name in _PHASE_PREFIXES if part.startswith(prefix)), None)
+        if found is not None:
+            phase = found
+            break
+    for part in fields[1:]:
+        match = _SAMPLES.match(part)
+        if match:
+            done, total = match.group(1) or match.group(3), match.group(2) or match.group(4)
+            return "rendering", int(done), int(total)
+    return phase, None, None
+
+
 def parse_line(line: str) -> LineEvent | None:
     """Classify one output line; None for everything the node does not care about."""
     text = line.rstrip("\r\n")
@@ -125,7 +174,10 @@ def parse_line(line: str) -> LineEvent | None:
     if match:
         time_match = _FRA_TIME.search(text)
         elapsed = parse_duration(time_match.group(1)) if time_match else None
-        return FraLine(int(match.group(1)), elapsed)
+        left = _FRA_REMAINING.search(text)
+        remaining = parse_duration(left.group(1)) if left else None
+        phase, samples, total = _status(text)
+        return FraLine(int(match.group(1)), elapsed, remaining, phase, samples, total)
     match = _SAVED.match(text)
     if match:
         return SavedLine(match.group(2))
@@ -136,6 +188,8 @@ def parse_line(line: str) -> LineEvent | None:
             return None
         saving = parse_duration(match.group(2)) if match.group(2) else None
         return TimeLine(seconds, saving)
+    if _READ_BLEND.match(text):
+        return ReadLine()
     if _ERROR.match(text):
         message = text.strip()
         return ErrorLine(message, message.startswith(FATAL_ERRORS))
@@ -158,7 +212,19 @@ class FrameSaved:
     render_time: float
 
 
-Event = FrameStarted | FrameSaved
+@dataclass(frozen=True)
+class FrameProgress:
+    """How far Blender is with `frame`: its phase, samples done of `total`, and its own
+    estimate of the seconds left (`Remaining:`), each None when Blender did not say."""
+
+    frame: int
+    phase: str
+    samples: int | None = None
+    total: int | None = None
+    remaining: float | None = None
+
+
+Event = FrameStarted | FrameSaved | FrameProgress
 
 
 @dataclass
@@ -183,6 +249,7 @@ class LogTracker:
         self._started: dict[int, float] = {}
         self._saved: list[int] = []
         self._pending: _Pending | None = None
+        self._last: FrameProgress | None = None
         self.first_error: str | None = None
         self.fatal_error: str | None = None
 
@@ -198,6 +265,12 @@ class LogTracker:
             return []
         if isinstance(event, TimeLine):
             return self._flush(now, event.seconds)
+        if isinstance(event, ReadLine):
+            frame = self._next_unsaved()
+            if frame is None:
+                return []
+            self._last = FrameProgress(frame, "loading")
+            return [self._last]
         if isinstance(event, ErrorLine):
             if self.first_error is None:
                 self.first_error = event.message
@@ -205,11 +278,13 @@ class LogTracker:
                 self.fatal_error = event.message
             return []
         if isinstance(event, FraLine):
-            events = self._flush(now, None) if event.frame != self._current else []
+            events: list[Event] = self._flush(now, None) if event.frame != self._current else []
+            new_frame = event.frame != self._current
             self._current = event.frame
             if event.frame not in self._started:
                 self._started[event.frame] = now
                 events.append(FrameStarted(event.frame))
+            events.append(self._progress(event, new_frame))
             return events
         frame = self._current if self._current is not None else self._next_unsaved()
         # A second `Saved:` for the same frame is another view of it (stereo, multi-view).
@@ -219,6 +294,27 @@ class LogTracker:
         self._saved.append(frame)
         self._pending = _Pending(frame, event.path, now)
         return events
+
+    def _progress(self, line: FraLine, new_frame: bool) -> FrameProgress:
+        """The frame's progress after this line: a line that names no phase keeps the last one,
+        and samples stay until another line gives them (`Remaining:` likewise)."""
+        last = None if new_frame else self._last
+        phase = line.phase or (last.phase if last is not None else "synchronizing")
+        samples, total = line.samples, line.total
+        same = last is not None and phase == last.phase
+        # Cycles prints `Sample 0/N` once more as it stops: the count does not go back.
+        if (
+            last is not None
+            and same
+            and last.samples is not None
+            and (samples is None or samples < last.samples)
+        ):
+            samples, total = last.samples, last.total
+        remaining = line.remaining
+        if remaining is None and last is not None and same:
+            remaining = last.remaining
+        self._last = FrameProgress(line.frame, phase, samples, total, remaining)
+        return self._last
 
     def finish(self, now: float) -> list[Event]:
         """Blender's output ended: release a save still waiting for its `Time:` line."""
@@ -241,3 +337,26 @@ class LogTracker:
         if render_time >= 0.001:
             render_time = round(render_time, 3)
         return [FrameSaved(pending.frame, pending.path, render_time)]
+
+
+PROGRESS_INTERVAL = 0.25
+"""Seconds between two progress reports of one frame in the same phase (4 a second at most)."""
+
+
+class ProgressThrottle:
+    """Which `FrameProgress` events go to the master: the first of each frame and of each
+    phase at once, then at most one every `interval` seconds (the latest one)."""
+
+    def __init__(self, interval: float = PROGRESS_INTERVAL) -> None:
+        self._interval = interval
+        self._sent: FrameProgress | None = None
+        self._sent_at = 0.0
+
+    def offer(self, event: FrameProgress, now: float) -> FrameProgress | None:
+        """The event to send now, or None to drop it (a later one will say more)."""
+        last = self._sent
+        changed = last is None or (event.frame, event.phase) != (last.frame, last.phase)
+        if not changed and (event == last or now - self._sent_at < self._interval):
+            return None
+        self._sent, self._sent_at = event, now
+        return event

@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from brender import blendfile, messages
 from brender.messages import Message
 from brender.node import sysinfo
-from brender.node.blender_log import Event, FrameSaved, FrameStarted
+from brender.node.blender_log import Event, FrameProgress, FrameSaved, ProgressThrottle
 from brender.node.chunk import ChunkResult, RenderOrder, Runner, is_contiguous
 from brender.node.engines import Engine
 from brender.node.errors import NodeError
@@ -144,9 +145,25 @@ class OrderHandler:
         )
 
     async def _run(self, order: RenderOrder) -> None:
+        throttle = ProgressThrottle()
+
+        def progress(event: FrameProgress) -> None:
+            sent = throttle.offer(event, time.monotonic())
+            if sent is not None:
+                self._outlet.send(
+                    messages.Progress(
+                        order.chunk_id,
+                        sent.frame,
+                        sent.phase,
+                        sent.samples,
+                        sent.total,
+                        sent.remaining,
+                    )
+                )
+
         def on_event(event: Event) -> None:
-            if isinstance(event, FrameStarted):
-                self._outlet.send(messages.Progress(order.chunk_id, event.frame))
+            if isinstance(event, FrameProgress):
+                progress(event)
             elif isinstance(event, FrameSaved):
                 log.info(
                     "chunk %d: frame %d saved to %s in %.2f s",

@@ -23,6 +23,7 @@ from brender.server import chunking, journal
 from brender.server.blobs import BlobStore
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
+from brender.server.progress import FrameLive, ProgressBook
 from brender.server.scheduler import Scheduler, Sizer
 from brender.server.services import clients
 from brender.server.states import ClientStatus
@@ -86,6 +87,8 @@ class Farm:
     blobs: BlobStore | None = None
     """The store of uploaded files (server/blobs.py); None: this farm takes no uploads."""
     stopping: bool = False
+    live: ProgressBook = field(default_factory=ProgressBook)
+    """The latest progress of each frame in flight (server/progress.py): memory only."""
     _events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _events_batch: int = -1
     _kicked: bool = False
@@ -212,12 +215,38 @@ class Farm:
         return node is not None and node.chunk_id is not None
 
     def chunk_ended(self, client_id: int, report: messages.ChunkDone) -> None:
+        self.live.drop(report.chunk_id)
         job_id = self.scheduler.chunk_ended(client_id, report)
         if job_id is not None:
             self.emit("job", {"id": job_id})
         node = self.nodes.get(client_id)
         if node is not None and node.chunk_id in (report.chunk_id, None):
             self.node_idle(client_id)
+
+    def progress(self, client_id: int, report: messages.Progress) -> None:
+        """A node's word on the frame it renders: kept in memory and pushed to the pages at
+        once (nothing is written, so there is no commit to wait for)."""
+        chunk = self.scheduler.held_by(client_id, report.chunk_id)
+        if chunk is None or report.frame not in chunk.frames or report.frame in chunk.done:
+            return
+        entry = self.live.report(chunk.job.id, client_id, report)
+        self._tell(
+            [
+                (
+                    "progress",
+                    {"job_id": entry.job_id, "chunk_id": entry.chunk_id, **entry.to_dict(entry.at)},
+                )
+            ]
+        )
+
+    def live_valid(self, entry: FrameLive) -> bool:
+        """Whether a progress entry still holds: its node has the chunk, the frame is unsaved."""
+        chunk = self.scheduler.held_by(entry.client_id, entry.chunk_id)
+        return chunk is not None and entry.frame not in chunk.done
+
+    def working_on(self, job_id: int) -> list[int]:
+        """The nodes rendering a chunk of this job now."""
+        return [cid for cid, node in self.nodes.items() if node.job_id == job_id]
 
     def frame_saved(self, client_id: int, report: messages.FrameDone) -> None:
         node = self.nodes.get(client_id)

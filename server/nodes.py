@@ -196,6 +196,10 @@ class NodeSession:
     def _on_ping(self, m: messages.Ping) -> None:
         self.post(messages.Pong(m.t))  # after the commit: it confirms what came before it
 
+    def _on_progress(self, m: messages.Progress) -> None:
+        assert self.client_id is not None
+        self.farm.progress(self.client_id, m)
+
     def _on_ignored(self, m: messages.Message) -> None:
         pass
 
@@ -207,5 +211,5 @@ _HANDLERS: dict[type, Any] = {
     messages.SystemReply: NodeSession._on_system,
     messages.Ping: NodeSession._on_ping,
     messages.Pong: NodeSession._on_ignored,
-    messages.Progress: NodeSession._on_ignored,
+    messages.Progress: NodeSession._on_progress,
 }

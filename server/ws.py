@@ -48,6 +48,7 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         self._subscribed = False
         self._pending: dict[str, set[int] | None] = {}  # None: too many, re-read the kind
         self._deleted: dict[str, set[int]] = {}
+        self._progress: dict[int, dict[str, Any]] = {}  # chunk id -> its latest progress
         self._flush_timer: object | None = None
         self._hello_timer: object | None = None
 
@@ -107,7 +108,11 @@ class EventSocket(tornado.websocket.WebSocketHandler):
         """Called by `Farm.emit` for every change: remember the id, flush later. Never raises,
         so a dashboard can never break the code that reported the change."""
         try:
-            if kind == "frame":  # a frame's report names its chunk: the page re-reads the chunk
+            if kind == "progress":  # the data itself goes out: the latest one of each chunk
+                chunk_id = data.get("chunk_id")
+                if isinstance(chunk_id, int):
+                    self._progress[chunk_id] = data
+            elif kind == "frame":  # a frame's report names its chunk: the page re-reads it
                 self._note("chunk", data.get("chunk_id"))
             else:
                 self._note(kind, data.get("id"))
@@ -141,8 +146,11 @@ class EventSocket(tornado.websocket.WebSocketHandler):
             message[kind] = "all" if ids is None else sorted(ids)
         if self._deleted:
             message["deleted"] = {kind: sorted(ids) for kind, ids in self._deleted.items()}
+        if self._progress:
+            message["progress"] = [self._progress[c] for c in sorted(self._progress)]
         self._pending = {}
         self._deleted = {}
+        self._progress = {}
         self._send(message)
 
     def _send(self, message: dict[str, Any]) -> None:

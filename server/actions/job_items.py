@@ -7,6 +7,7 @@ committed; rows are written only by the store's writer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,16 +17,36 @@ from brender.server.api import Request, Routes
 from brender.server.errors import Conflict
 from brender.server.farm import Farm
 from brender.server.models import Chunk, Frame, Job
-from brender.server.services import changes, jobs, packed, query
-from brender.server.states import FrameStatus
+from brender.server.services import changes, eta, jobs, packed, query
+from brender.server.states import FrameStatus, JobStatus
 
 
 def _job_dicts(farm: Farm, ids: list[int]) -> list[dict[str, Any]]:
     rows = [job.to_dict() for job in Job.select().where(Job.id.in_(ids)).order_by(Job.id)]
-    page = jobs.with_progress(
-        query.Page(rows, len(rows), len(rows), 0), farm.scheduler.jobs.get, farm.waiting
-    )
-    return page.rows
+    return _job_page(farm, query.Page(rows, len(rows), len(rows), 0)).rows
+
+
+def _job_page(farm: Farm, page: query.Page) -> query.Page:
+    """Job rows with their counts (services/jobs.with_progress), the frames in flight (`live`,
+    from memory) and `eta_seconds` (services/eta.py, from the nodes on the job now)."""
+    page = jobs.with_progress(page, farm.scheduler.jobs.get, farm.waiting)
+    now = time.time()
+    active = [r["id"] for r in page.rows if r["status"] == JobStatus.ACTIVE.value]
+    working = {i: farm.working_on(i) for i in active}
+    measured = eta.paces([i for i in active if working[i]])
+    for row in page.rows:
+        job_id = row["id"]
+        row["live"] = [e.to_dict(now) for e in farm.live.of_job(job_id, farm.live_valid)]
+        frames = row["frames"]
+        left = frames["queued"] + frames["rendering"]
+        if row["status"] == JobStatus.COMPLETED.value:
+            row["eta_seconds"] = 0.0
+        elif job_id in measured:
+            paces = {cid: p.per_frame for cid, p in measured[job_id].items()}
+            row["eta_seconds"] = eta.eta_seconds(left, paces, working[job_id])
+        else:
+            row["eta_seconds"] = None
+    return page
 
 
 async def submit(farm: Farm, req: Request) -> dict[str, Any]:
@@ -86,7 +107,7 @@ async def _new_job(farm: Farm, req: Request, check: Any, make: Any) -> dict[str,
 
 def read(farm: Farm, req: Request) -> query.Page:
     page = query.read(Job, req.filters, req.limit, req.offset, req.order_by)
-    return jobs.with_progress(page, farm.scheduler.jobs.get, farm.waiting)
+    return _job_page(farm, page)
 
 
 def _verb(
@@ -194,7 +215,17 @@ def read_chunks(farm: Farm, req: Request) -> query.Page:
 
 
 def read_frames(farm: Farm, req: Request) -> query.Page:
-    return query.read(Frame, req.filters, req.limit, req.offset, req.order_by)
+    """Frames; a rendering one carries `live`, its node's latest progress report."""
+    page = query.read(Frame, req.filters, req.limit, req.offset, req.order_by)
+    now = time.time()
+    rendering = FrameStatus.RENDERING.value
+    for row in page.rows:
+        entry = None
+        if row.get("status") == rendering:
+            where = (row.get("job_id"), row.get("chunk_id"), row.get("number"))
+            entry = farm.live.of_frame(*where, farm.live_valid)  # type: ignore[arg-type]
+        row["live"] = entry.to_dict(now) if entry is not None else None
+    return page
 
 
 async def requeue_frames(farm: Farm, req: Request) -> list[dict[str, Any]]:

@@ -123,3 +123,12 @@ def test_the_board_refreshes_only_while_the_panel_is_on_screen() -> None:
     assert board.error == "Cannot reach the farm" and board.snapshot == jobs.Snapshot()
     board.reset()
     assert board == jobs.Board()
+
+
+def test_the_eta_of_a_job_row() -> None:
+    assert jobs.parse_job({**ROW, "eta_seconds": 725.4}).eta_text == "12 min 05 s left"
+    assert jobs.parse_job({**ROW, "eta_seconds": 42}).eta_text == "42 s left"
+    assert jobs.parse_job({**ROW, "eta_seconds": 11220}).eta_text == "3 h 07 min left"
+    for odd in (None, "soon", True, math.nan):
+        job = jobs.parse_job({**ROW, "eta_seconds": odd})
+        assert job.eta_seconds is None and job.eta_text == "—"

@@ -8,10 +8,14 @@ import pytest
 
 from brender.node.blender_log import (
     ErrorLine,
+    Event,
     FraLine,
+    FrameProgress,
     FrameSaved,
     FrameStarted,
     LogTracker,
+    ProgressThrottle,
+    ReadLine,
     SavedLine,
     TimeLine,
     parse_duration,
@@ -22,11 +26,16 @@ RECORDED = Path(__file__).parent.parent / "data" / "blender-3.4-two-frames.log"
 
 
 def feed_all(tracker: LogTracker, lines: list[str], step: float = 0.01) -> list[object]:
+    """The frame events of a log (progress events are tested on their own)."""
     events: list[object] = []
     for i, line in enumerate(lines):
-        events += tracker.feed(line, i * step)
+        events += frame_events(tracker.feed(line, i * step))
     events += tracker.finish(len(lines) * step)
     return events
+
+
+def frame_events(events: list[Event]) -> list[Event]:
+    return [e for e in events if not isinstance(e, FrameProgress)]
 
 
 def test_recorded_log_two_frames() -> None:
@@ -48,8 +57,8 @@ def test_recorded_log_lines() -> None:
     parsed = [parse_line(line) for line in lines]
     fra = [p for p in parsed if isinstance(p, FraLine)]
     assert {p.frame for p in fra} == {1, 2}
-    assert fra[0] == FraLine(1, 0.0)
-    assert FraLine(1, 0.13) in fra
+    assert (fra[0].frame, fra[0].elapsed) == (1, 0.0)
+    assert (1, 0.13) in [(p.frame, p.elapsed) for p in fra]
     assert [p for p in parsed if isinstance(p, SavedLine)] == [
         SavedLine("/tmp/bt/out/0001.png"),
         SavedLine("/tmp/bt/out/0002.png"),
@@ -59,7 +68,7 @@ def test_recorded_log_lines() -> None:
         TimeLine(0.01, 0.0),
     ]
     assert parse_line("Blender quit") is None
-    assert parse_line("Read blend: /tmp/bt/scene.blend") is None
+    assert parse_line("Read blend: /tmp/bt/scene.blend") == ReadLine()
 
 
 @pytest.mark.parametrize(
@@ -95,8 +104,10 @@ def test_fra_line_fields() -> None:
         "| Mem:0.90M, Peak:0.90M | Scene, ViewLayer | Sample 1/4"
     )
     event = parse_line(line)
-    assert event == FraLine(250, pytest.approx(3723.04))
-    assert parse_line("Fra:7 Mem:1.00M (Peak 1.00M) | Rendering") == FraLine(7, None)
+    assert event == FraLine(250, pytest.approx(3723.04), 0.0, "rendering", 1, 4)
+    assert parse_line("Fra:7 Mem:1.00M (Peak 1.00M) | Rendering") == FraLine(
+        7, None, None, "rendering"
+    )
 
 
 def test_error_lines() -> None:
@@ -152,9 +163,11 @@ def test_blender_4_log_without_leading_space() -> None:
 
 def test_save_without_time_line_is_released_by_next_frame_and_end() -> None:
     tracker = LogTracker([1, 2])
-    assert tracker.feed("Fra:1 Mem:1M | Time:00:00.00 | Sync", 10.0) == [FrameStarted(1)]
+    assert frame_events(tracker.feed("Fra:1 Mem:1M | Time:00:00.00 | Sync", 10.0)) == [
+        FrameStarted(1)
+    ]
     assert tracker.feed("Saved: '/o/0001.png'", 12.5) == []  # held for a Time: line
-    assert tracker.feed("Fra:2 Mem:1M | Time:00:00.00 | Sync", 12.6) == [
+    assert frame_events(tracker.feed("Fra:2 Mem:1M | Time:00:00.00 | Sync", 12.6)) == [
         FrameSaved(1, "/o/0001.png", 2.5),  # wall clock: first Fra:1 to Saved
         FrameStarted(2),
     ]
@@ -196,3 +209,85 @@ def test_second_view_of_a_frame_is_not_a_second_frame() -> None:
     )
     assert [e for e in events if isinstance(e, FrameSaved)] == [FrameSaved(1, "/o/0001_L.png", 0.5)]
     assert tracker.frames_saved == [1]
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+CYCLES = "Fra:{f} Mem:9.40M (Peak 10.83M) | Time:00:0{t}.07 | {rest}"
+
+
+def progress_of(tracker: LogTracker, lines: list[str]) -> list[FrameProgress]:
+    out: list[FrameProgress] = []
+    for i, line in enumerate(lines):
+        out += [e for e in tracker.feed(line, i * 0.01) if isinstance(e, FrameProgress)]
+    return out
+
+
+def test_progress_phases_samples_and_remaining() -> None:
+    lines = [
+        "Read blend: /tmp/s.blend",
+        CYCLES.format(f=1, t=0, rest="Mem:0.00M | Scene, ViewLayer | Synchronizing object | Cube"),
+        CYCLES.format(f=1, t=0, rest="Mem:0.00M | Scene, ViewLayer | Loading render kernels"),
+        CYCLES.format(f=1, t=0, rest="Mem:0.00M | Scene, ViewLayer | Updating Objects | Copying"),
+        CYCLES.format(f=1, t=0, rest="Mem:4.26M | Scene, ViewLayer | Sample 0/128"),
+        CYCLES.format(
+            f=1, t=1, rest="Remaining:00:11.92 | Mem:4.82M | Scene, ViewLayer | Sample 1/128"
+        ),
+        CYCLES.format(
+            f=1, t=2, rest="Remaining:01:02.50 | Mem:4.82M | Scene, ViewLayer | Sample 64/128"
+        ),
+        # Cycles says `Sample 0/N` once more as it stops: the count does not go back.
+        CYCLES.format(
+            f=1, t=3, rest="Remaining:00:00.10 | Mem:4.82M | Scene, ViewLayer | Sample 0/128"
+        ),
+        CYCLES.format(f=1, t=3, rest="Mem:4.82M | Scene, ViewLayer | Compositing"),
+        CYCLES.format(f=1, t=3, rest="Mem:4.82M | Scene, ViewLayer | Finished"),
+        "Saved: '/o/0001.png'",
+        CYCLES.format(f=2, t=0, rest="Mem:0.00M | Scene, ViewLayer | Synchronizing object | Cube"),
+    ]
+    got = progress_of(LogTracker([1, 2]), lines)
+    assert [(p.frame, p.phase, p.samples, p.total, p.remaining) for p in got] == [
+        (1, "loading", None, None, None),
+        (1, "synchronizing", None, None, None),
+        (1, "loading", None, None, None),
+        (1, "synchronizing", None, None, None),
+        (1, "rendering", 0, 128, None),
+        (1, "rendering", 1, 128, 11.92),
+        (1, "rendering", 64, 128, 62.5),
+        (1, "rendering", 64, 128, 0.1),
+        (1, "compositing", None, None, None),
+        (1, "saving", None, None, None),
+        (2, "synchronizing", None, None, None),
+    ]
+
+
+def test_progress_of_blender_4_and_eevee_lines() -> None:
+    cycles4 = "Fra:3 Mem:12.1M (Peak 12.9M) | Time:00:01.23 | Remaining:00:11.92 | Mem:1.0M, Peak:1.0M | Scene, ViewLayer | Sample 1/128"
+    eevee = "Fra:4 Mem:30.2M (Peak 31.0M) | Time:00:00.50 | Rendering 12 / 64 samples"
+    assert parse_line(cycles4) == FraLine(3, 1.23, 11.92, "rendering", 1, 128)
+    assert parse_line(eevee) == FraLine(4, 0.5, None, "rendering", 12, 64)
+
+
+def test_progress_of_the_recorded_log() -> None:
+    got = progress_of(LogTracker([1, 2]), RECORDED.read_text().splitlines())
+    assert {p.frame for p in got} == {1, 2}
+    assert [p.phase for p in got[:2]] == ["loading", "synchronizing"]
+    assert any(p.phase == "rendering" and p.total for p in got)
+
+
+def test_throttle_passes_changes_and_four_a_second() -> None:
+    throttle = ProgressThrottle(0.25)
+    render = [FrameProgress(1, "rendering", n, 1000, 10.0 - n / 100) for n in range(1000)]
+    sent = [throttle.offer(FrameProgress(1, "synchronizing"), 0.0)]
+    # Blender prints a sample every millisecond for one second: 4 of them go, plus the first.
+    sent += [throttle.offer(p, 0.001 + i * 0.001) for i, p in enumerate(render)]
+    sent += [throttle.offer(FrameProgress(1, "saving"), 1.002)]  # a phase change goes at once
+    sent += [throttle.offer(FrameProgress(1, "saving"), 1.5)]  # the same again: nothing new
+    sent += [throttle.offer(FrameProgress(2, "saving"), 1.501)]  # a new frame goes at once
+    passed = [p for p in sent if p is not None]
+    assert passed[0] == FrameProgress(1, "synchronizing")
+    samples = [p.samples for p in passed if p.phase == "rendering"]
+    assert samples == [0, 250, 500, 750]
+    assert passed[-2:] == [FrameProgress(1, "saving"), FrameProgress(2, "saving")]
+    # Never more than one a quarter second within a phase.
+    assert len(passed) == 7

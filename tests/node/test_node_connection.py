@@ -104,8 +104,10 @@ def test_hello_render_and_reports(blender: str, scene: Path, tmp_path: Path) -> 
                 # Reports are numbered, in order: the master acknowledges them by number.
                 seqs = [m["seq"] for m in conn.received if m["type"] in ("frame", "chunk_done")]
                 assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) == 4
-                progress = [m["frame"] for m in conn.of_type("progress")]
-                assert progress == [1, 2, 3]
+                progress = conn.of_type("progress")
+                assert list(dict.fromkeys(m["frame"] for m in progress)) == [1, 2, 3]
+                assert progress[0]["phase"] == "loading"  # `Read blend:`, then the frames
+                assert {m["phase"] for m in progress} >= {"synchronizing", "rendering"}
                 frames = conn.of_type("frame")
                 assert [f["frame"] for f in frames] == [1, 2, 3]
                 for f in frames:

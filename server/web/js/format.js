@@ -47,19 +47,13 @@ export function percent(fraction) {
   return `${Math.floor((fraction || 0) * 1000) / 10}%`;
 }
 
-/** Elapsed time and an estimate of the time left, from the job's own pace so far. */
+/** Elapsed time and the server's estimate of the time left (`eta_seconds`: from each node's
+ * measured pace on the job and the nodes on it now; null, shown "—", until there is data). */
 export function jobTimes(job, now) {
   const started = job.started_at;
   const end = job.finished_at || now;
   const elapsed = started ? Math.max(0, end - started) : null;
-  const f = job.frames || {};
-  const left = (f.total || 0) - (f.done || 0) - (f.failed || 0) - (f.canceled || 0);
-  let eta = null;
-  if (elapsed && job.status === "active" && f.done > 0 && left > 0) {
-    eta = (elapsed / f.done) * left;
-  } else if (left === 0 || ["completed", "failed", "canceled"].includes(job.status)) {
-    eta = 0;
-  }
+  const eta = job.eta_seconds ?? null;
   return { elapsed, eta };
 }
 

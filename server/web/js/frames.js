@@ -2,7 +2,7 @@
 
 import { ask } from "./api.js";
 import { actionButton, badge, h, notify } from "./dom.js";
-import { clock, seconds } from "./format.js";
+import { clock, duration, seconds } from "./format.js";
 import { CODE, STATES } from "./grid.js";
 
 const MAX_REASONS = 20;
@@ -96,12 +96,35 @@ export function frameSummary(frames, code, i, nodeName) {
   return lines;
 }
 
+/** How much of a frame in flight is done (0–1) by its `live` progress, or null if unknown. */
+export function liveFraction(live) {
+  if (!live) return null;
+  if (live.phase === "loading" || live.phase === "synchronizing") return 0;
+  if (live.phase === "compositing" || live.phase === "saving") return 1;
+  if (live.total > 0 && live.samples !== null && live.samples !== undefined) {
+    return Math.min(1, live.samples / live.total);
+  }
+  return null;
+}
+
+/** A frame in flight, in words: "rendering · 64/128 samples · 12 s left". */
+export function liveText(live) {
+  const parts = [live.phase || "rendering"];
+  if (live.total) parts.push(`${live.samples ?? 0}/${live.total} samples`);
+  if (live.remaining !== null && live.remaining !== undefined) parts.push(`${duration(live.remaining)} left`);
+  return parts.join(" · ");
+}
+
 /** A frame row as read from the API: its facts, its failure and log, and a requeue button. */
 export function frameDetail(f, nodeName) {
   return [
     h("h2", `Frame ${f.number}`, " ", badge(f.status)),
     h("dl.facts",
       h("dt", "Node"), h("dd", nodeName(f.client_id)),
+      f.status === "rendering" && f.live ? [
+        h("dt", "Progress"), h("dd.live", {
+          dataset: { samples: f.live.samples ?? "", total: f.live.total ?? "", remaining: f.live.remaining ?? "" },
+        }, liveText(f.live))] : null,
       h("dt", "Render time"), h("dd", seconds(f.render_time)),
       h("dt", "Attempts"), h("dd", String(f.attempts)),
       h("dt", "Started"), h("dd", clock(f.started_at)),

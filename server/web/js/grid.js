@@ -5,6 +5,7 @@ export const STATES = ["queued", "rendering", "done", "failed", "canceled"];
 export const CODE = Object.fromEntries(STATES.map((s, i) => [s, i]));
 export const COLORS = ["#3b4352", "#f0b429", "#2fbf71", "#ef4e4e", "#8a7ca8"];
 const UNKNOWN = 255;
+const UNFILLED = "#6b5420"; // the part of a rendering frame still to do (COLORS[rendering], dim)
 const MAX_HEIGHT = 520;
 
 export class FrameGrid {
@@ -13,6 +14,7 @@ export class FrameGrid {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d", { alpha: false });
     this.codes = new Uint8Array(0);
+    this.partial = new Map(); // index -> fraction done (0–1) of a rendering frame, from `live`
     this.first = 0;
     this.selected = -1;
     this.dirty = new Set();
@@ -33,6 +35,7 @@ export class FrameGrid {
   /** A job of `count` frames numbered from `first`: every cell unknown until `set`. */
   reset(count, first) {
     this.codes = new Uint8Array(count).fill(UNKNOWN);
+    this.partial.clear();
     this.first = first;
     this.selected = -1;
     this.layout();
@@ -41,8 +44,33 @@ export class FrameGrid {
   set(index, code) {
     if (index < 0 || index >= this.codes.length || this.codes[index] === code) return;
     this.codes[index] = code;
+    if (code !== CODE.rendering && this.partial.delete(index)) this.showPartial();
     this.dirty.add(index);
     this.schedule();
+  }
+
+  /** How far a rendering frame is (0–1), or null when its node has not said. */
+  setPartial(index, fraction) {
+    if (index < 0 || index >= this.codes.length) return;
+    if (fraction === null || this.codes[index] !== CODE.rendering) {
+      if (!this.partial.delete(index)) return;
+    } else {
+      const f = Math.max(0, Math.min(1, fraction));
+      if (this.partial.get(index) === f) return;
+      this.partial.set(index, f);
+    }
+    this.showPartial();
+    this.dirty.add(index);
+    this.schedule();
+  }
+
+  /** `data-partial` on the canvas: "frame:fraction" of every partly filled cell, for tests
+   * and tools (the pixels say the same). */
+  showPartial() {
+    this.canvas.dataset.partial = [...this.partial]
+      .sort((a, b) => a[0] - b[0])
+      .map(([i, f]) => `${this.first + i}:${f.toFixed(3)}`)
+      .join(" ");
   }
 
   select(index) {
@@ -119,6 +147,13 @@ export class FrameGrid {
     const code = this.codes[index];
     ctx.fillStyle = code < COLORS.length ? COLORS[code] : "#232833";
     ctx.fillRect(x, y, this.cell, this.cell);
+    const part = code === CODE.rendering ? this.partial.get(index) : undefined;
+    if (part !== undefined && part < 1) {
+      // Left to right: the done part in the rendering colour, the rest dim.
+      const done = Math.round(this.cell * part);
+      ctx.fillStyle = UNFILLED;
+      ctx.fillRect(x + done, y, this.cell - done, this.cell);
+    }
     if (this.cell >= 22) {
       ctx.fillStyle = code === CODE.queued || code === UNKNOWN ? "#aab2c0" : "#0e1116";
       ctx.font = `${this.cell >= 28 ? 11 : 9}px system-ui, sans-serif`;

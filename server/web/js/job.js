@@ -9,8 +9,9 @@ import { ask, askAll, readAll, serverNow, thumbUrl } from "./api.js";
 import { badge, fill, h, notify, progressBar, setText, updateBadge } from "./dom.js";
 import { jobButtons, priorityField } from "./actions.js";
 import { clock, duration, jobTimes, percent, refresher, seconds } from "./format.js";
-import { Frames, failureList, frameDetail, frameSummary } from "./frames.js";
+import { Frames, failureList, frameDetail, frameSummary, liveFraction } from "./frames.js";
 import { CODE, COLORS, FrameGrid, STATES } from "./grid.js";
+import { RenderChart } from "./chart.js";
 
 const THUMB = 480;
 const FULL_GAP = 2000; // ms between two full reads of the grid
@@ -31,6 +32,10 @@ export function jobDetail(jobId) {
   let thumbTimer = 0;
   let thumbShownAt = 0;
   const clientNames = new Map();
+  const live = new Map(); // frame index -> its latest `live` progress (API or live feed)
+  let shownFrame = null; // the frame row in the detail panel, to refresh its progress
+  let chartAt = 0;
+  let chartTimer = 0;
   const pending = { full: true, chunks: new Set(), clients: false };
 
   // -- elements --------------------------------------------------------------------------
@@ -57,6 +62,7 @@ export function jobDetail(jobId) {
   const image = h("img.last-frame", { alt: "Last rendered frame", hidden: true });
   const caption = h("p.caption", "No frame rendered yet.");
   const tooltip = document.getElementById("tooltip");
+  const chart = new RenderChart({ onHover: tip, nodeName: (c) => nodeName(c) });
   let grid = null;
 
   // -- loading ---------------------------------------------------------------------------
@@ -177,6 +183,41 @@ export function jobDetail(jobId) {
     showFailures();
     showBlocklist();
     showLastFrame();
+    applyLive(job.live || [], true);
+    showChart();
+  }
+
+  /** Progress of frames in flight, from a job read (`all`: every one there is) or the feed. */
+  function applyLive(entries, all) {
+    const seen = new Set();
+    for (const e of entries) {
+      const i = e.frame - frames.first;
+      if (i < 0 || i >= frames.count) continue;
+      seen.add(i);
+      live.set(i, e);
+      grid.setPartial(i, liveFraction(e));
+    }
+    if (all) {
+      for (const i of [...live.keys()]) {
+        if (!seen.has(i)) {
+          live.delete(i);
+          grid.setPartial(i, null);
+        }
+      }
+    }
+    if (selected >= 0 && live.has(selected) && shownFrame && shownFrame.number === frames.first + selected) {
+      fill(detail, frameDetail({ ...shownFrame, live: live.get(selected) }, nodeName));
+    }
+  }
+
+  function showChart() {
+    const wait = chartAt + 1000 - Date.now();
+    if (wait > 0) { // at most one redraw a second while frames pour in
+      if (!chartTimer) chartTimer = setTimeout(() => { chartTimer = 0; showChart(); }, wait);
+      return;
+    }
+    chartAt = Date.now();
+    chart.update(frames, grid.codes);
   }
 
   function blenderText(job) {
@@ -191,6 +232,7 @@ export function jobDetail(jobId) {
     const { elapsed, eta } = jobTimes(job, serverNow());
     setText(nums.elapsed, `elapsed ${duration(elapsed)}`);
     setText(nums.eta, `left ${duration(eta)}`);
+    nums.eta.dataset.eta = job.eta_seconds ?? "";
   }
 
   function showFailures() {
@@ -239,11 +281,15 @@ export function jobDetail(jobId) {
   }
 
   function hover(i, event) {
-    if (i === null) {
+    tip(i === null ? null : summary(i), event);
+  }
+
+  function tip(lines, event) {
+    if (lines === null) {
       tooltip.hidden = true;
       return;
     }
-    fill(tooltip, summary(i).map((line) => h("div", line)));
+    fill(tooltip, lines.map((line) => h("div", line)));
     tooltip.hidden = false;
     const x = Math.min(event.clientX + 14, window.innerWidth - tooltip.offsetWidth - 8);
     const y = Math.min(event.clientY + 14, window.innerHeight - tooltip.offsetHeight - 8);
@@ -271,7 +317,9 @@ export function jobDetail(jobId) {
     }
     const f = answer.data[0];
     if (!f || selected !== i) return;
-    fill(detail, frameDetail(f, nodeName));
+    shownFrame = f;
+    if (f.live) live.set(i, f.live);
+    fill(detail, frameDetail(f.status === "rendering" && live.has(i) ? { ...f, live: live.get(i) } : f, nodeName));
   }
 
   const refresh = refresher(sync, 250);
@@ -288,7 +336,8 @@ export function jobDetail(jobId) {
           h("div.nums", nums.pct, nums.done, nums.rendering, nums.queued, nums.failed,
             nums.canceled, nums.elapsed, nums.eta)),
         h("div.columns",
-          h("section.panel.gridpanel", h("h2", "Frames"), legend, h("div.gridwrap", canvas), detail),
+          h("section.panel.gridpanel", h("h2", "Frames"), legend, h("div.gridwrap", canvas), detail,
+            h("h2", "Render time per frame"), chart.el),
           h("aside.side",
             h("section.panel", h("h2", "Last rendered frame"), image, caption),
             h("section.panel", failures, blocklist, h("h2", "Job"), facts))));
@@ -301,6 +350,9 @@ export function jobDetail(jobId) {
       if (message.deleted && (message.deleted.job || []).includes(jobId)) {
         gone();
         return;
+      }
+      if (Array.isArray(message.progress)) {
+        applyLive(message.progress.filter((e) => e.job_id === jobId), false);
       }
       let wanted = false;
       if (message.chunk === "all" || message.job === "all") pending.full = true;
@@ -329,6 +381,7 @@ export function jobDetail(jobId) {
       clearTimeout(mismatchTimer);
       clearTimeout(fullTimer);
       clearTimeout(thumbTimer);
+      clearTimeout(chartTimer);
       refresh.stop();
       if (grid) grid.destroy();
       tooltip.hidden = true;
