@@ -123,7 +123,7 @@ def draw_job(layout: bpy.types.UILayout, job: jobs.JobView) -> None:
     box.label(text=f"{where}   frames {job.frame_start}-{job.frame_end}")
     if job.blender_text:
         box.label(text=job.blender_text, icon="BLENDER")
-    box.progress(factor=job.progress, text=f"{job.frames_text} · {job.eta_text}")
+    box.progress(factor=job.progress, text=job.progress_text)
     if job.waiting:
         wrapped(box.column(align=True), f"Waiting: {job.waiting}", "TIME", 60)
     if job.error:

@@ -73,6 +73,11 @@ class JobView:
         return f"{self.done}/{self.total} frames{failed}"
 
     @property
+    def progress_text(self) -> str:
+        """The progress bar's words: frames, and for a job still to render, its estimate."""
+        return f"{self.frames_text} · {self.eta_text}" if self.can_pause else self.frames_text
+
+    @property
     def eta_text(self) -> str:
         """ "12 min 05 s left", or "—" while the farm has no estimate."""
         return f"{duration_text(self.eta_seconds)} left" if self.eta_seconds is not None else "—"

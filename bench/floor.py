@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import cast
 
 HOST = "127.0.0.1"
 REPORT = (
@@ -41,8 +42,7 @@ class Echo(asyncio.Protocol):
     """The server side: one order per two report lines."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.buffer = bytearray()
         self.lines = 0
 
@@ -72,8 +72,7 @@ class Node(asyncio.Protocol):
         self.buffer = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         transport.write(REPORT)
 
     def data_received(self, data: bytes) -> None:
@@ -102,15 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor")
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--uvloop", action="store_true", help="both sides on uvloop's event loop")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.uvloop:
+        import uvloop  # bench only: is the loop the floor?
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if args.serve:
         asyncio.run(serve(args.serve))
         return 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.nodes + 64)), hard))
     port_file = f"/tmp/brender-floor-{os.getpid()}.port"
-    server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--serve", port_file])
+    loop = ["--uvloop"] if args.uvloop else []
+    server = subprocess.Popen([sys.executable, "-m", "bench.floor", "--serve", port_file, *loop])
     try:
         deadline = time.monotonic() + 10
         while not (text := _read(port_file)):
@@ -128,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         os.unlink(port_file)
     result["server_cpu_share_incl_connect"] = server_share
     result["server_us_per_round_trip"] = 1e6 * server_share / result["round_trips_per_second"]
-    out = {"scenario": "floor", "nodes": args.nodes, "seconds": args.seconds, **result,
+    out = {"scenario": "floor", "loop": "uvloop" if args.uvloop else "asyncio",
+           "nodes": args.nodes, "seconds": args.seconds, **result,
            "host": socket.gethostname(), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # fmt: skip
     print(json.dumps(out))

@@ -132,3 +132,10 @@ def test_the_eta_of_a_job_row() -> None:
     for odd in (None, "soon", True, math.nan):
         job = jobs.parse_job({**ROW, "eta_seconds": odd})
         assert job.eta_seconds is None and job.eta_text == "—"
+
+
+def test_the_progress_bar_words_give_an_estimate_only_while_there_is_work() -> None:
+    active = jobs.parse_job({**ROW, "eta_seconds": 42})
+    assert active.progress_text == "3/12 frames · 42 s left"
+    done = jobs.parse_job({**ROW, "status": "completed", "eta_seconds": 0.0})
+    assert done.progress_text == "3/12 frames"
