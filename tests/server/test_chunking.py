@@ -15,8 +15,8 @@ def test_a_lone_node_gets_everything_in_one_chunk() -> None:
 
 
 def test_a_warm_node_gets_short_chunks() -> None:
-    # No start-up per chunk: one frame measures it, then chunks of about WARM_TARGET_SECONDS.
-    assert chunking.frames_for(24, 1, None, None, warm=True) == chunking.WARM_FIRST_FRAMES
+    # No start-up per chunk: once frame times are known, chunks of about WARM_TARGET_SECONDS.
+    assert chunking.frames_for(24, 1, None, None, warm=True) == 24
     assert chunking.frames_for(10_000, 1, 1.0, 2.0, warm=True) == int(
         chunking.WARM_TARGET_SECONDS / 2.0
     )
