@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tornado.ioloop import PeriodicCallback
 
 from brender import messages
-from brender.server import chunking, journal
+from brender.server import chunking, journal, sizing
 from brender.server.blobs import BlobStore
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
@@ -334,43 +334,12 @@ class Farm:
                 return
 
     def _sizer(self, client_id: int, nodes: int) -> Sizer:
-        """Automatic chunk sizes for this node: its share of a job's frames (server/chunking)."""
         node = self.nodes.get(client_id)
-        warm = node is not None and node.warm
-
-        def size(job: LiveJob, left: int) -> int:
-            return chunking.frames_for(
-                left,
-                nodes,
-                self.speeds.speed(job.id, client_id),
-                self.speeds.frame_seconds(job.id, client_id),
-                warm,
-            )
-
-        return size
+        return sizing.sizer(self.speeds, client_id, nodes, node is not None and node.warm)
 
     def _endgame(self, job: LiveJob, client_id: int) -> bool:
-        """The end-game rule (chunking.should_take_frame): with fewer frames left than nodes on
-        the job, a slow node leaves them to nodes that would finish them sooner."""
-        left = job.counts["queued"]
-        if left >= len(self.nodes):
-            return True  # at least a frame for every other node: no end game yet
-        working = [cid for cid in self.working_ids() if cid != client_id]
-        if left > len(working):
-            return True
-        clock = time.time()
-        others = []
-        for cid in working:
-            node = self.nodes[cid]
-            seconds = self.speeds.own_seconds(job.id, cid)
-            if node.chunk_id is None:
-                others.append((clock, seconds))
-            elif node.job_id == job.id and seconds is not None:  # when it is free is known
-                chunk = self.scheduler.running.get(node.chunk_id)
-                left_there = len(chunk.unfinished()) if chunk is not None else 0
-                others.append((clock + left_there * (seconds or 0.0), seconds))
-        return chunking.should_take_frame(
-            left, self.speeds.own_seconds(job.id, client_id), others, clock
+        return sizing.endgame(
+            self.speeds, job, client_id, self.nodes, self.working_ids(), self.scheduler.running
         )
 
     # -- changes made through the API ---------------------------------------------------------
