@@ -216,7 +216,10 @@ class Connection:
         timeout = max(4 * heartbeat, 15.0) if heartbeat else None
         while True:
             try:
-                message = await asyncio.wait_for(self._read(reader), timeout)
+                # Not wait_for: on 3.11 it can swallow a cancel that comes with a line, and a
+                # node told to stop would go on reading (seen as a node that would not stop).
+                async with asyncio.timeout(timeout):
+                    message = await self._read(reader)
             except TimeoutError:
                 raise NodeError(f"no word from the master for {timeout:g} s") from None
             if message is None:

@@ -8,11 +8,12 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from brender import __version__
 from brender.node import sysinfo
-from brender.node.app import EXIT_CONFIG, run_node
+from brender.node.app import EXIT_CONFIG, EXIT_FAILED, run_node
 from brender.node.config import DEFAULT_MASTER, NodeConfig, resolve
 from brender.node.errors import NodeError
 
@@ -124,12 +125,37 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
     return config
 
 
+SHUTDOWN_LIMIT = 10.0
+"""Seconds a node told to stop may take to stop its Blender and say goodbye; then it exits
+anyway (its Blenders die with it: PDEATHSIG). A stop must never wait on a stuck task."""
+
+
 async def _serve(config: NodeConfig) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            exit_after(SHUTDOWN_LIMIT)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     return await run_node(config, stop)
+
+
+def exit_after(seconds: float) -> None:
+    """Exit the process in `seconds` unless it has ended by then (a daemon thread's timer)."""
+
+    def give_up() -> None:
+        log.error("still stopping after %g s: exiting now", seconds)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(EXIT_FAILED)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

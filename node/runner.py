@@ -267,7 +267,8 @@ class BlenderRunner:
         while True:
             timeout = None if self._hung or self._canceled else self._silence
             try:
-                data = await asyncio.wait_for(stream.read(READ_SIZE), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see connection._read_loop
+                    data = await stream.read(READ_SIZE)
             except TimeoutError:
                 log.warning("Blender printed nothing for %g s: killing it", timeout)
                 self._hung = True

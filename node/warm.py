@@ -232,7 +232,10 @@ class WarmRunner:
         while not finished:
             timeout = None if self._hung or self._canceled else silence
             try:
-                line = await asyncio.wait_for(blender.lines.get(), timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that
+                # comes as the line does, and this loop would then never stop.
+                async with asyncio.timeout(timeout):
+                    line = await blender.lines.get()
             except TimeoutError:
                 log.warning("Blender printed nothing for %g s: killing it", timeout)
                 self._hung = True

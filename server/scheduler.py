@@ -9,6 +9,7 @@ the move tables in server/states.py first.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 from collections.abc import Callable, Collection
@@ -65,8 +66,10 @@ class Scheduler(Faults):
         self.nodes = nodes
         self.jobs: dict[int, LiveJob] = {}
         self.order: list[LiveJob] = []  # live jobs, highest priority then oldest first
-        self.endgame: Callable[[LiveJob, int], bool] | None = None
-        """Set by the farm: False when this node should leave a job's last frames to faster ones."""
+        self.endgame: Callable[[LiveJob, int, Callable[[int], bool]], bool] | None = None
+        """Set by the farm: False when this node should leave a job's last frames to faster ones.
+        Its third argument says whether another node may take the chunk at all (`may_take`):
+        a node must not leave frames to one that would not take them."""
 
     def enabled_clients(self) -> Collection[int]:
         return self.nodes.enabled_ids()
@@ -120,7 +123,8 @@ class Scheduler(Faults):
             chunk = self._pick(client_id, job)
             if chunk is None:
                 continue
-            if self.endgame is not None and not self.endgame(job, client_id):
+            may_take = functools.partial(self.may_take, job=job, chunk=chunk)
+            if self.endgame is not None and not self.endgame(job, client_id, may_take):
                 continue
             return self._send(client_id, job, chunk, sizer, blender)
         return None

@@ -45,7 +45,9 @@ def endgame(
     running: Mapping[int, LiveChunk],
 ) -> bool:
     """The end-game rule (chunking.should_take_frame): with fewer frames left than nodes on
-    the job, a slow node leaves them to nodes that would finish them sooner."""
+    the job, a slow node leaves them to nodes that would finish them sooner. `working` holds
+    only the nodes that may take the chunk: a node that just failed it, or is blocklisted,
+    would never take the frames left to it."""
     left = job.counts["queued"]
     if left >= len(nodes):
         return True  # at least a frame for every other node: no end game yet

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,19 @@ class NodeProcess:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(sig)
         return _end(self.proc, timeout)
+
+
+def stop_all(procs: Iterable[NodeProcess | ServerProcess]) -> None:
+    """Stop every one of them, even when one fails to stop; then raise the first failure
+    (a test must not leave a node running into the next test)."""
+    errors: list[AssertionError] = []
+    for proc in procs:
+        try:
+            proc.stop()
+        except AssertionError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def _end(proc: subprocess.Popen[Any], timeout: float) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 from blender_scene import make_scene
-from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, wait_for
+from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, stop_all, wait_for
 from fault_blender import fault_blender
 
 pytestmark = pytest.mark.blender
@@ -213,8 +213,7 @@ def test_frame_that_always_crashes(
             assert "5" in node.log() and "SIGSEGV" in node.log(), node.name
             assert ("warm Blender 1 started" in node.log()) == (not mode)
     finally:
-        for node in nodes:
-            node.stop()
+        stop_all(nodes)
 
 
 def test_hang_is_killed_and_retried(
@@ -325,8 +324,7 @@ def test_master_killed_and_restarted(tmp_path: Path, slow_scene: Path) -> None:
                 assert frames[number]["attempts"] == 1
         assert sorted(p.name for p in out.iterdir()) == [f"{n:04d}.png" for n in range(1, 25)]
     finally:
-        for node in nodes:
-            node.stop()
+        stop_all(nodes)
         server.stop()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from dbs import KINDS, fresh_database, query
-from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, wait_for
+from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, stop_all, wait_for
 
 pytestmark = pytest.mark.blender
 
@@ -81,8 +81,7 @@ def farm(tmp_path: Path, db_url: str) -> Any:
             )
             yield server, nodes, api
     finally:
-        for node in nodes:
-            node.stop()
+        stop_all(nodes)
         server.stop()
 
 

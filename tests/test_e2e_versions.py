@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from blender_scene import BLENDER, make_scene, make_scene_bpy
-from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, wait_for
+from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, stop_all, wait_for
 from PIL import Image, ImageChops
 
 pytestmark = pytest.mark.blender
@@ -50,8 +50,7 @@ def farm(tmp_path: Path) -> Iterator[tuple[ServerProcess, list[NodeProcess]]]:
     try:
         yield server, nodes
     finally:
-        for node in nodes:
-            node.stop()
+        stop_all(nodes)
         server.stop()
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from farmctl import NodeProcess, ServerProcess, TcpApi, http_api, wait_for
+from farmctl import NodeProcess, ServerProcess, TcpApi, http_api, stop_all, wait_for
 
 TOKEN = "s3cret-token"
 STATUS = {"item": "server", "action": "status"}
@@ -69,8 +69,7 @@ def test_nodes(server: ServerProcess, tmp_path: Path) -> None:
             )
         assert "token" in bad.log().lower()
     finally:
-        for node in (good, bad, none):
-            node.stop()
+        stop_all((good, bad, none))
 
 
 def test_refuses_other_interfaces_without_token(tmp_path: Path) -> None:

@@ -143,3 +143,42 @@ def test_sigterm_while_rendering_stops_blender_and_exits_0(
                 assert not conn.of_type("chunk_done")
 
     run(scenario())
+
+
+STUCK_NODE = """
+import asyncio, sys
+from brender.node import main
+
+async def stuck(config, stop):
+    print("ready", flush=True)
+    await stop.wait()
+    while True:  # a stop that never ends: a task that swallows its cancel
+        try:
+            await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            pass
+
+main.run_node = stuck
+main.SHUTDOWN_LIMIT = 1.0
+asyncio.run(main._serve(None))
+"""
+
+
+def test_a_stop_that_hangs_still_ends_the_node() -> None:
+    """SIGTERM always ends the node within SHUTDOWN_LIMIT, whatever a task does meanwhile."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_NODE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr is not None
+    assert code == 1
+    assert "still stopping after 1 s: exiting now" in proc.stderr.read()

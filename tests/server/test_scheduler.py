@@ -5,13 +5,14 @@ Every test checks memory and, once the writer has committed, the database rows t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import peewee as pw
 import pytest
 from schedkit import Kit, run
 
-from brender.server import journal, verbs
+from brender.server import chunking, journal, sizing, verbs
 from brender.server.errors import FarmError
 from brender.server.models import Chunk, Frame, Job, tuples
 from brender.server.scheduler import Scheduler
@@ -234,9 +235,54 @@ def test_the_end_game_hook_keeps_a_node_off_the_last_frames(
     async def body(k: Kit) -> None:
         await k.job(frame_end=2, chunk_size=1)
         slow, fast = k.node("slow"), k.node("fast")
-        k.s.endgame = lambda job, cid: cid != slow
+        k.s.endgame = lambda job, cid, may_take: cid != slow
         assert k.claim(slow) is None
         assert k.claim(fast) is not None
+
+    run(db, tmp_path, body)
+
+
+@dataclass
+class _Held:
+    chunk_id: int | None = None
+    job_id: int | None = None
+
+
+def test_the_end_game_leaves_no_frame_to_a_node_that_would_not_take_it(
+    db: pw.Database, tmp_path: Path
+) -> None:
+    """Seen in CI: a chunk failed on the fast node, the slow node left the last frame to the
+    fast one (the end game), and the fast one would not take a chunk it had just failed while
+    another node could: the frame waited for ever. The real rule must not deadlock."""
+
+    async def body(k: Kit) -> None:
+        job = await k.job(frame_end=4, chunk_size=2)
+        slow, fast = k.node("slow"), k.node("fast")
+        speeds = chunking.SpeedBook()
+        speeds.record(job.id, slow, 10.0)
+        speeds.record(job.id, fast, 1.0)
+        held = {slow: _Held(), fast: _Held()}
+        k.s.endgame = lambda j, cid, may_take: sizing.endgame(
+            speeds, j, cid, held, [c for c in k.nodes.working if c == cid or may_take(c)],
+            k.s.running,
+        )  # fmt: skip
+        first = k.claim(fast)
+        assert first is not None and first.frames == (1, 2)
+        assert k.saved(fast, first, 1)
+        k.ended(fast, first.chunk_id, ok=False, error="Blender was killed by SIGSEGV")
+        second = k.claim(fast)  # the other chunk; frame 2 is queued, failed on `fast`
+        assert second is not None and second.frames == (3, 4)
+        held[fast] = _Held(second.chunk_id, job.id)
+        for f in second.frames:
+            assert k.saved(fast, second, f)
+        k.ended(fast, second.chunk_id)
+        held[fast] = _Held()
+        assert k.s.jobs[job.id].counts["queued"] == 1
+        # One frame left, two idle nodes: `fast` may not take it (it failed it and `slow`
+        # can), so `slow` must, though `fast` is ten times faster.
+        assert k.claim(fast) is None
+        retry = k.claim(slow)
+        assert retry is not None and retry.frames == (2,)
 
     run(db, tmp_path, body)
 
