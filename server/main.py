@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -86,6 +89,7 @@ async def serve(config: ServerConfig) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info("event loop: %s", type(loop).__module__.split(".")[0])
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
@@ -110,9 +114,30 @@ async def serve(config: ServerConfig) -> int:
     return 0
 
 
+Runner = Callable[[Coroutine[Any, Any, int]], int]
+
+
+def event_loop() -> Runner:
+    """How to run the server: on uvloop's event loop (libuv: a third of asyncio's cost per
+    socket round trip, bench/RESULTS.md), or on asyncio's own with `BRENDER_LOOP=asyncio`
+    (and where uvloop is not installed, as on Windows)."""
+    choice = os.environ.get("BRENDER_LOOP", "uvloop")
+    if choice not in ("uvloop", "asyncio"):
+        raise ConfigError(f"BRENDER_LOOP must be uvloop or asyncio, not {choice!r}")
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.info("uvloop is not installed: running on asyncio's event loop")
+        else:
+            return uvloop.run
+    return asyncio.run
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config = load(argv)
+        run = event_loop()
     except ConfigError as exc:
         print(f"brender-server: {exc}", file=sys.stderr)
         return 2
@@ -121,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     try:
-        return asyncio.run(serve(config))
+        return run(serve(config))
     except (FarmError, OSError) as exc:
         print(f"brender-server: {exc}", file=sys.stderr)
         return 1
