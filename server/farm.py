@@ -338,8 +338,15 @@ class Farm:
         return sizing.sizer(self.speeds, client_id, nodes, node is not None and node.warm)
 
     def _endgame(self, job: LiveJob, client_id: int, may_take: Callable[[int], bool]) -> bool:
-        able = [cid for cid in self.working_ids() if cid == client_id or may_take(cid)]
-        return sizing.endgame(self.speeds, job, client_id, self.nodes, able, self.scheduler.running)
+        return sizing.endgame(
+            self.speeds,
+            job,
+            client_id,
+            self.nodes,
+            self.working_ids,
+            self.scheduler.running,
+            may_take,
+        )
 
     # -- changes made through the API ---------------------------------------------------------
 

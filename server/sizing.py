@@ -4,7 +4,7 @@ end-game rule, from what the farm knows of its nodes now (the rules are server/c
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
 from brender.server import chunking
@@ -41,17 +41,22 @@ def endgame(
     job: LiveJob,
     client_id: int,
     nodes: Mapping[int, NodeState],
-    working: Collection[int],
+    working: Callable[[], Collection[int]],
     running: Mapping[int, LiveChunk],
+    may_take: Callable[[int], bool] = lambda client_id: True,
 ) -> bool:
     """The end-game rule (chunking.should_take_frame): with fewer frames left than nodes on
-    the job, a slow node leaves them to nodes that would finish them sooner. `working` holds
-    only the nodes that may take the chunk: a node that just failed it, or is blocklisted,
-    would never take the frames left to it."""
+    the job, a slow node leaves them to nodes that would finish them sooner, but only to nodes
+    that `may_take` the chunk: one that just failed it, or is blocklisted, never takes the
+    frames left to it. (Asked only in the end game: it costs a look at every node.)"""
     left = job.counts["queued"]
     if left >= len(nodes):
         return True  # at least a frame for every other node: no end game yet
-    others_ids = [cid for cid in working if cid != client_id]
+    # Only in the end game from here: each look below costs a pass over the nodes.
+    able = working()
+    if left > len(able) - (client_id in able):
+        return True
+    others_ids = [cid for cid in able if cid != client_id and may_take(cid)]
     if left > len(others_ids):
         return True
     clock = time.time()

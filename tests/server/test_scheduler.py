@@ -263,9 +263,8 @@ def test_the_end_game_leaves_no_frame_to_a_node_that_would_not_take_it(
         speeds.record(job.id, fast, 1.0)
         held = {slow: _Held(), fast: _Held()}
         k.s.endgame = lambda j, cid, may_take: sizing.endgame(
-            speeds, j, cid, held, [c for c in k.nodes.working if c == cid or may_take(c)],
-            k.s.running,
-        )  # fmt: skip
+            speeds, j, cid, held, lambda: k.nodes.working, k.s.running, may_take
+        )
         first = k.claim(fast)
         assert first is not None and first.frames == (1, 2)
         assert k.saved(fast, first, 1)
