@@ -60,7 +60,10 @@ class Server:
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "brender.server.main", "--host", HOST]
         cmd += ["--tcp-port", "0", "--http-port", "0", "--data-dir", str(self.data_dir)]
-        cmd += ["--log-level", self.log_level, *self.extra]
+        cmd += ["--log-level", self.log_level]
+        # A scenario's API connection may wait out a whole run (a slow machine's 300 s budget)
+        # without a request: the server's idle timeout must not close it under the harness.
+        cmd += ["--idle-timeout", "86400", *self.extra]
         if self.db_url:
             cmd += ["--db", self.db_url]
         return cmd
@@ -116,6 +119,14 @@ class Server:
         """User + system CPU time the server has used so far."""
         times = psutil.Process(self.pid).cpu_times()
         return float(times.user + times.system)
+
+    def loop_cpu_seconds(self) -> float:
+        """CPU time of the server's main thread (its event loop) so far. Per frame, this is
+        the figure a loaded machine moves least: CPU time, not wall time, of the one thread."""
+        for thread in psutil.Process(self.pid).threads():
+            if thread.id == self.pid:
+                return float(thread.user_time + thread.system_time)
+        return 0.0
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> float:
         """Send `sig` and wait for the exit; answers the seconds that took (NaN on a hang)."""

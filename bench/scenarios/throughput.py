@@ -91,6 +91,7 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     ctx.say(f"{size.nodes} simulated nodes connected in {connect_s:.2f} s")
     cpu_harness = time.process_time()
     cpu_server = server.cpu_seconds()
+    cpu_loop = server.loop_cpu_seconds()
     wall = time.perf_counter()
     wal = WalWatch(server.data_dir)
     wal.start()
@@ -104,6 +105,7 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
         wall = time.perf_counter() - wall
     cpu_harness = time.process_time() - cpu_harness
     cpu_server = server.cpu_seconds() - cpu_server
+    cpu_loop = server.loop_cpu_seconds() - cpu_loop
     if finished:
         ctx.say(f"the nodes reported {size.frames} frames in {wall:.1f} s; waiting for the job")
         row = await wait_job(api, job["id"], timeout=600)
@@ -121,6 +123,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     overall = done / span if span > 0 else 0.0
     sustained = sustained_rate(times)
     lat = latency_figures([lat for _, lat in nodes.stats.latencies])
+    loop_us = 1e6 * cpu_loop / reported if reported else 0.0
+    other_us = 1e6 * (cpu_server - cpu_loop) / reported if reported else 0.0
     table = [
         {
             "nodes": size.nodes,
@@ -133,6 +137,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "job seconds": span,
             "server cpu %": 100 * cpu_server / wall,
             "harness cpu %": 100 * cpu_harness / wall,
+            "loop µs/frame": loop_us,
+            "writer µs/frame": other_us,
             "drops": nodes.stats.lost,
             "idle->order p50 ms": lat["p50_ms"],
             "p99 ms": lat["p99_ms"],
@@ -162,6 +168,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "connect_seconds": connect_s,
             "server_cpu_share": cpu_server / wall,
             "harness_cpu_share": cpu_harness / wall,
+            "loop_cpu_us_per_frame": loop_us,
+            "other_threads_cpu_us_per_frame": other_us,
             "dispatch_latency_under_load": lat,
             "wal_peak_mib": wal_peak_mb,
             "rejected": nodes.stats.rejected,
@@ -171,6 +179,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
         notes=[
             "sustained = the middle 80 % of the frames by their finished_at in the database",
             "server cpu % near 100 means the server's one event loop is the limit",
+            "loop µs/frame: CPU of the event loop's thread per reported frame; writer µs/frame:"
+            " the other threads (the writer, mostly)",
             "reported_frames_not_done: reports the server never read (it dropped their node)",
         ],
     )
