@@ -6,12 +6,15 @@ used only from the add-on's worker thread (and from tests), never from Blender's
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,8 +37,22 @@ MAX_ANSWER = 64 * 1024 * 1024
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def shared_tls() -> ModuleType:
+    """`brender.tls` (standard library only): bundled in the extension's `_shared/` by
+    build.py; from the installed package when the add-on runs from a checkout (tests)."""
+    try:
+        return importlib.import_module(f"{__package__}._shared.tls")
+    except ImportError:
+        return importlib.import_module("brender.tls")
+
+
+def wants_tls(text: str) -> bool:
+    """The address says HTTPS: `https://host:port`."""
+    return text.strip().lower().startswith("https://")
+
+
 def parse_address(text: str) -> tuple[str, int]:
-    """`host:port`, `host` or `http://host:port/` → (host, port)."""
+    """`host:port`, `host`, `http://host:port/` or `https://host:port/` → (host, port)."""
     text = text.strip()
     if not text:
         raise SettingsError(
@@ -46,7 +63,8 @@ def parse_address(text: str) -> tuple[str, int]:
         host, port = parts.hostname, parts.port or DEFAULT_PORT
     except ValueError:
         host, port = None, 0
-    if not host or parts.scheme not in ("", "http") or parts.path.strip("/") not in ("", "api"):
+    scheme_ok = parts.scheme in ("", "http", "https")
+    if not host or not scheme_ok or parts.path.strip("/") not in ("", "api"):
         raise SettingsError(
             f"'{text}' is not a farm address: write it as host:port, for example 10.0.0.5:8080"
         )
@@ -60,6 +78,13 @@ def show_address(host: str, port: int) -> str:
 def unreachable(address: str, exc: BaseException) -> FarmError:
     """The artist's version of a connection failure."""
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ssl.SSLError):
+        host = address.rsplit(":", 1)[0].strip("[]")
+        text = shared_tls().describe(reason, host, hint="") or str(reason)
+        return FarmUnreachable(
+            f"{text[0].upper()}{text[1:]} — check the farm's certificate settings in the "
+            "add-on's preferences"
+        )
     if isinstance(reason, socket.gaierror):
         return FarmUnreachable(
             f"Cannot find the farm at {address}: check the address in the add-on's preferences"
@@ -124,18 +149,44 @@ def must_confirm(check: dict[str, Any]) -> bool:
 class FarmClient:
     """One farm's HTTP API; cheap to make, so the worker makes one per task."""
 
-    def __init__(self, address: str, token: str = "", timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str = "",
+        timeout: float = DEFAULT_TIMEOUT,
+        tls_ca: str = "",
+        tls_fingerprint: str = "",
+    ) -> None:
         self.host, self.port = parse_address(address)
         self.token = token.strip()
         self.timeout = timeout
+        self.scheme = "https" if wants_tls(address) else "http"
+        self.opener = _OPENER
+        if self.scheme == "https":
+            tls = shared_tls()
+            try:
+                settings = tls.find_client_tls(True, tls_ca.strip(), tls_fingerprint.strip(), {})
+                handler = tls.HTTPSHandler(settings)
+            except ValueError as exc:  # TLSSettingsError
+                raise SettingsError(f"The farm's certificate settings: {exc}") from None
+            self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), handler)
+        elif tls_ca.strip() or tls_fingerprint.strip():
+            raise SettingsError(
+                "A CA file or fingerprint is set, but the farm's address is not https://…"
+            )
 
     @property
     def address(self) -> str:
         return show_address(self.host, self.port)
 
     @property
+    def base(self) -> str:
+        """`http://host:port` or `https://host:port`: where the farm's endpoints are."""
+        return f"{self.scheme}://{self.address}"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.address}/api"
+        return f"{self.base}/api"
 
     def post(self, body: Any) -> Any:
         """Send one request (or a list) and answer the decoded JSON, whatever the HTTP status."""
@@ -146,7 +197,7 @@ class FarmClient:
             self.url, data=json.dumps(body).encode(), headers=headers, method="POST"
         )
         try:
-            with _OPENER.open(request, timeout=self.timeout) as response:
+            with self.opener.open(request, timeout=self.timeout) as response:
                 raw = response.read(MAX_ANSWER)
         except urllib.error.HTTPError as exc:
             raw = exc.read(MAX_ANSWER)

@@ -46,7 +46,9 @@ def preferences() -> BrenderPreferences:
 def client() -> FarmClient:
     """A client for the farm in the preferences (raises `SettingsError` for a bad address)."""
     prefs = preferences()
-    return FarmClient(prefs.address, prefs.token, DEFAULT_TIMEOUT)
+    return FarmClient(
+        prefs.address, prefs.token, DEFAULT_TIMEOUT, prefs.tls_ca, prefs.tls_fingerprint
+    )
 
 
 def post(kind: str, task: comms.Task | comms.WithProgress) -> int:

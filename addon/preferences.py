@@ -24,7 +24,7 @@ class BrenderPreferences(bpy.types.AddonPreferences):
         name="Farm address",
         description=(
             "Host and port of the farm's HTTP API (brender-server's --http-port), "
-            f"for example 10.0.0.5:{DEFAULT_PORT}"
+            f"for example 10.0.0.5:{DEFAULT_PORT}; https://host:port for a farm with TLS"
         ),
         default=f"127.0.0.1:{DEFAULT_PORT}",
     )
@@ -32,6 +32,21 @@ class BrenderPreferences(bpy.types.AddonPreferences):
         name="Token",
         description="The farm's token (brender-server's --token or BRENDER_TOKEN); empty if none",
         subtype="PASSWORD",
+    )
+    tls_ca: StringProperty(
+        name="CA file",
+        description=(
+            "For an https:// farm: the CA certificate (PEM) that signed the farm's certificate; "
+            "empty for the system's CAs"
+        ),
+        subtype="FILE_PATH",
+    )
+    tls_fingerprint: StringProperty(
+        name="Certificate fingerprint",
+        description=(
+            "For an https:// farm with a self-signed certificate: its SHA-256 fingerprint "
+            "(openssl x509 -noout -fingerprint -sha256 -in farm.pem)"
+        ),
     )
     refresh_every: FloatProperty(
         name="Refresh every",
@@ -48,6 +63,8 @@ class BrenderPreferences(bpy.types.AddonPreferences):
         layout.use_property_split = True
         layout.prop(self, "address")
         layout.prop(self, "token")
+        layout.prop(self, "tls_ca")
+        layout.prop(self, "tls_fingerprint")
         layout.prop(self, "refresh_every")
         row = layout.row()
         row.operator("brender.test_connection", icon="LINKED")

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 BLOCK = 1024 * 1024
 TRANSFER_TIMEOUT = 60.0  # seconds a block may take: files are large, the farm is busy
 RETRIES = 3
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 Sent = Callable[[int], None]
 """Told the size of each block as it goes (progress); it may raise to stop the transfer."""
@@ -41,7 +40,8 @@ class Files:
 
     def __init__(self, client: FarmClient) -> None:
         self.client = client
-        self.base = f"http://{client.address}"
+        self.base = client.base
+        self.opener = client.opener
 
     def _request(
         self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None
@@ -54,7 +54,7 @@ class Files:
     def _json(self, request: urllib.request.Request, timeout: float | None = None) -> Any:
         """The `data` of a JSON answer, whatever the HTTP status; FarmError for a refusal."""
         try:
-            with _OPENER.open(request, timeout=timeout or self.client.timeout) as response:
+            with self.opener.open(request, timeout=timeout or self.client.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raw = exc.read()
@@ -108,7 +108,7 @@ class Files:
             body = _Counted(f, sent)
             req = self._request("PUT", f"/blobs/{sha}", body, headers)
             try:
-                with _OPENER.open(req, timeout=TRANSFER_TIMEOUT) as response:
+                with self.opener.open(req, timeout=TRANSFER_TIMEOUT) as response:
                     raw = response.read()
             except urllib.error.HTTPError as exc:
                 raw = exc.read()
@@ -127,7 +127,7 @@ class Files:
     def frame_sha(self, job_id: int, number: int) -> str | None:
         """The SHA-256 of a done frame the farm holds (None when it has none)."""
         try:
-            with _OPENER.open(
+            with self.opener.open(
                 self._request("HEAD", f"/frames/{job_id}/{number}"), timeout=self.client.timeout
             ) as response:
                 return response.headers.get("X-Content-SHA256")
@@ -146,7 +146,7 @@ class Files:
         temp = dest.with_name(f".{dest.name}.part")
         digest = hashlib.sha256()
         try:
-            with _OPENER.open(
+            with self.opener.open(
                 self._request("GET", f"/frames/{job_id}/{number}"), timeout=TRANSFER_TIMEOUT
             ) as response, open(temp, "wb") as f:  # fmt: skip
                 while block := response.read(BLOCK):

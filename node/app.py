@@ -68,7 +68,7 @@ async def run_node(
                 runner, idle_timeout=config.warm_idle, memory_limit=config.warm_memory
             )
     # Uploaded jobs: their files fetched into the cache, their frames sent back (packed.py).
-    files = FarmFiles(lambda: connection.http_url, config.token)
+    files = FarmFiles(lambda: connection.http_url, config.token, config.tls)
     cache = BlobCache(config.work_dir / "cache", config.cache_size)
     runner = PackedRunner(runner, files, cache, config.work_dir)
     orders: OrderHandler | None = None
@@ -101,7 +101,12 @@ async def run_node(
         orders.handle(message)
 
     connection = Connection(
-        config.host, config.port, hello=hello, on_order=on_order, max_backoff=config.max_backoff
+        config.host,
+        config.port,
+        hello=hello,
+        on_order=on_order,
+        max_backoff=config.max_backoff,
+        tls=config.tls,
     )
     orders = OrderHandler(connection, runner, version, engines, config.allow_autoexec)
     log.info("node %s (%s) serving the master at %s", config.name, node_id, config.master)

@@ -16,6 +16,7 @@ import psutil
 from brender import wire
 from brender.node.errors import NodeError
 from brender.sizes import parse_size
+from brender.tls import ClientTLS, TLSSettingsError, find_client_tls
 from brender.tokens import TokenFileError, find_token
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class NodeConfig:
     """Bytes of resident memory above which a warm Blender is stopped (None: no limit)."""
     cache_size: int = 20 * 1024**3
     """The most the cache of uploaded jobs' files may hold (`--cache-size`), bytes."""
+    tls: ClientTLS | None = None
+    """How the master's certificate is checked (`--master tls://…`); None: plain TCP."""
 
     @property
     def blender_specs(self) -> list[str]:
@@ -66,12 +69,23 @@ class NodeConfig:
 
     @property
     def master(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        address = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return f"tls://{address}" if self.tls is not None else address
+
+
+def wants_tls(text: str) -> bool:
+    """The master's address asks for TLS: `tls://host:port`."""
+    return text.strip().lower().startswith("tls://")
 
 
 def parse_master(text: str) -> tuple[str, int]:
-    """`host:port`, `host`, `[::1]:6000` or `[::1]` as (host, port)."""
+    """`host:port`, `host`, `[::1]:6000` or `[::1]` as (host, port), each also as
+    `tls://…` (see `wants_tls`)."""
     text = text.strip()
+    if wants_tls(text):
+        text = text[len("tls://") :]
+    elif "://" in text:
+        raise NodeError(f"bad master address {text!r}: write host:port, or tls://host:port")
     port_text = ""
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -138,6 +152,8 @@ def resolve(
     warm_idle: str | None = None,
     warm_memory: str | None = None,
     cache_size: str | None = None,
+    tls_ca: str | None = None,
+    tls_fingerprint: str | None = None,
 ) -> NodeConfig:
     """Flags (the arguments) win over the environment, which wins over the defaults.
 
@@ -152,7 +168,12 @@ def resolve(
     autoexec = allow_autoexec
     if autoexec is None:
         autoexec = environ.get("BRENDER_ALLOW_AUTOEXEC", "").lower() in ("1", "true", "yes")
-    host, port = parse_master(master or environ.get("BRENDER_MASTER") or DEFAULT_MASTER)
+    master_text = master or environ.get("BRENDER_MASTER") or DEFAULT_MASTER
+    host, port = parse_master(master_text)
+    try:
+        tls = find_client_tls(wants_tls(master_text), tls_ca, tls_fingerprint, environ)
+    except TLSSettingsError as exc:
+        raise NodeError(str(exc)) from None
     threads_text = threads or environ.get("BRENDER_THREADS")
     backoff = _number(max_backoff, "--max-backoff", float) if max_backoff else 5.0
     if backoff < 0.5:
@@ -190,6 +211,7 @@ def resolve(
         warm_idle=idle or None,
         warm_memory=memory or None,
         cache_size=cache_bytes,
+        tls=tls,
     )
 
 

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Callable
 
 from brender import messages, wire
 from brender.messages import Message
 from brender.node.errors import NodeError, Unauthorized
 from brender.node.outbox import Outbox, Report
+from brender.tls import ClientTLS, check_pin, describe
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,12 @@ class Connection:
         hello: Callable[[], messages.Hello],
         on_order: Callable[[Message], None],
         max_backoff: float = 5.0,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
+        """How the master's certificate is checked; None: plain TCP."""
         self.max_backoff = max_backoff
         self.client_id: int | None = None
         self.http_port: int | None = None
@@ -65,7 +70,8 @@ class Connection:
         if self.http_port is None:
             return None
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.http_port}"
+        scheme = "https" if self.tls is not None else "http"  # one certificate for both ports
+        return f"{scheme}://{host}:{self.http_port}"
 
     @property
     def connected(self) -> bool:
@@ -96,19 +102,20 @@ class Connection:
     async def run(self) -> None:
         """Connect, serve, reconnect, forever; raises `Unauthorized` if the token is refused."""
         delay = FIRST_BACKOFF
-        reported = False
+        said = ""  # the last reason logged: each new one once, repeats at debug level
         while True:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port, limit=wire.MAX_LINE),
-                    CONNECT_TIMEOUT,
-                )
+                reader, writer = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
-                reason = str(exc) or type(exc).__name__
-                (log.debug if reported else log.warning)(
-                    "cannot reach the master at %s (%s); retrying", self.address, reason
+                reason = describe(exc, self.host) or str(exc) or type(exc).__name__
+                level = logging.ERROR if isinstance(exc, ssl.SSLError) else logging.WARNING
+                log.log(
+                    logging.DEBUG if reason == said else level,
+                    "cannot reach the master at %s (%s); retrying",
+                    self.address,
+                    reason,
                 )
-                reported = True
+                said = reason
             else:
                 self._welcomed = False
                 try:
@@ -116,15 +123,43 @@ class Connection:
                 except Unauthorized:
                     raise
                 except (OSError, EOFError, TimeoutError, NodeError, wire.WireError) as exc:
-                    log.warning("connection to the master at %s lost: %s", self.address, exc)
+                    # Refused before a welcome, the same way each time: said once.
+                    reason = str(exc)
+                    again = reason == said and not self._welcomed
+                    log.log(
+                        logging.DEBUG if again else logging.WARNING,
+                        "connection to the master at %s lost: %s",
+                        self.address,
+                        reason,
+                    )
+                    said = reason
                 except Exception:
                     log.exception("connection to the master at %s failed", self.address)
                 finally:
                     await self._close(writer)
                 if self._welcomed:
-                    delay, reported = FIRST_BACKOFF, False
+                    delay, said = FIRST_BACKOFF, ""
             await asyncio.sleep(jittered(delay))
             delay = min(delay * 2, self.max_backoff)
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the master; over TLS, its certificate checked (CA or pin)."""
+        if self.tls is None:
+            return await asyncio.open_connection(self.host, self.port, limit=wire.MAX_LINE)
+        reader, writer = await asyncio.open_connection(
+            self.host,
+            self.port,
+            limit=wire.MAX_LINE,
+            ssl=self.tls.context(),
+            server_hostname=self.host,
+            ssl_handshake_timeout=CONNECT_TIMEOUT,
+        )
+        try:
+            check_pin(writer.get_extra_info("ssl_object"), self.tls.pin, self.host)
+        except ssl.SSLError:
+            await self._close(writer)
+            raise
+        return reader, writer
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(wire.encode(self._hello().to_wire()))

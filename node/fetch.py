@@ -10,10 +10,13 @@ import hashlib
 import http.client
 import json
 import os
+import ssl
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from brender.tls import ClientTLS, describe, https_connection
 
 BLOCK = 1024 * 1024
 TIMEOUT = 60.0
@@ -31,9 +34,12 @@ class FarmFiles:
     """The master's `/blobs` and `/frames` endpoints. `base_url` is asked at each call: the
     master says its HTTP port in each `welcome`."""
 
-    def __init__(self, base_url: Callable[[], str | None], token: str | None) -> None:
+    def __init__(
+        self, base_url: Callable[[], str | None], token: str | None, tls: ClientTLS | None = None
+    ) -> None:
         self._base_url = base_url
         self._token = token
+        self._tls = tls
         self.fetched_bytes = 0
         self.sent_bytes = 0
 
@@ -42,7 +48,14 @@ class FarmFiles:
         if not base:
             raise FetchError("the master has not said its HTTP port (an older master?)")
         url = urllib.parse.urlsplit(base)
-        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=TIMEOUT)
+        host = url.hostname or "127.0.0.1"
+        if url.scheme != "https":
+            return http.client.HTTPConnection(host, url.port, timeout=TIMEOUT), url.path.rstrip("/")
+        conn = https_connection(host, url.port or 443, TIMEOUT, self._tls or ClientTLS())
+        try:
+            conn.connect()  # the certificate checked now, so its error is the one reported
+        except ssl.SSLError as exc:
+            raise FetchError(describe(exc, host) or str(exc)) from None
         return conn, url.path.rstrip("/")
 
     def _headers(self) -> dict[str, str]:

@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add(
-        "--master", metavar="HOST:PORT", help=f"the master's TCP address (default {DEFAULT_MASTER})"
+        "--master",
+        metavar="HOST:PORT",
+        help=f"the master's TCP address (default {DEFAULT_MASTER}); tls://HOST:PORT for a master"
+        " with --tls-cert",
     )
     add(
         "--blender",
@@ -62,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
         " --token-file or BRENDER_TOKEN)",
     )
     add("--token-file", metavar="PATH", help="read the farm's token from this file's first line")
+    add(
+        "--tls-ca",
+        metavar="PATH",
+        help="with --master tls://…: the CA file that signed the master's certificate"
+        " (BRENDER_TLS_CA; default: the system's CAs)",
+    )
+    add(
+        "--tls-fingerprint",
+        metavar="SHA256",
+        help="with --master tls://…: the SHA-256 fingerprint of the master's (self-signed)"
+        " certificate (BRENDER_TLS_FINGERPRINT)",
+    )
     add("--threads", metavar="N", help="render threads for Blender (-t; default: all)")
     add("--max-backoff", metavar="SECONDS", help="longest wait between reconnects (default 5)")
     add(
@@ -115,6 +130,8 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         warm_idle=args.warm_idle,
         warm_memory=args.warm_memory,
         cache_size=args.cache_size,
+        tls_ca=args.tls_ca,
+        tls_fingerprint=args.tls_fingerprint,
     )
     config.engines = sysinfo.engines(config.blender_specs)
     config.blender_version = config.engines[0].version

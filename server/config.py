@@ -46,6 +46,10 @@ class ServerConfig:
     """The most the blob store of uploaded files may hold (bytes)."""
     keep_files: float = 30.0
     """Days a blob no job references is kept (from its upload or the last job that used it)."""
+    tls_cert: str = ""
+    """A PEM certificate (chain) for both ports; "" for plain TCP and HTTP."""
+    tls_key: str = ""
+    """Its private key (PEM); "" when the certificate file holds it."""
 
 
 def is_loopback(host: str) -> bool:
@@ -165,6 +169,18 @@ def parser() -> argparse.ArgumentParser:
         help="days an uploaded file no job uses is kept, from its upload or the last job "
         "that used it (default 30; fractions allowed)",
     )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PATH",
+        default=_env("TLS_CERT"),
+        help="serve both ports over TLS with this PEM certificate (chain) (BRENDER_TLS_CERT)",
+    )
+    p.add_argument(
+        "--tls-key",
+        metavar="PATH",
+        default=_env("TLS_KEY"),
+        help="the certificate's private key, PEM (BRENDER_TLS_KEY; default: in --tls-cert)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"))
     p.add_argument("--version", action="version", version=f"brender-server {__version__}")
     return p
@@ -196,6 +212,11 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         max_file_size, store_quota = parse_size(args.max_file_size), parse_size(args.store_quota)
     except ValueError as exc:
         raise ConfigError(f"--max-file-size / --store-quota: {exc}") from None
+    if args.tls_key and not args.tls_cert:
+        raise ConfigError("--tls-key needs --tls-cert (BRENDER_TLS_CERT)")
+    tls_cert, tls_key = (
+        str(Path(p).expanduser().resolve()) if p else "" for p in (args.tls_cert, args.tls_key)
+    )
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("brender")).expanduser().resolve()
     output_root = (
         Path(args.output_root).expanduser().resolve() if args.output_root else data_dir / "renders"
@@ -219,4 +240,6 @@ def load(argv: list[str] | None = None) -> ServerConfig:
         max_file_size=max_file_size,
         store_quota=store_quota,
         keep_files=args.keep_files,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
 import tornado.web
 from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer
-from tornado.iostream import IOStream
-from tornado.log import access_log
+from tornado.iostream import IOStream, SSLIOStream
+from tornado.log import access_log, gen_log
 
 from brender import wire
 from brender.server import api, thumbs, uploads, ws
@@ -171,31 +173,81 @@ def make_app(farm: Farm) -> tornado.web.Application:
     )
 
 
-class _CountedStream(IOStream):
+class _Counted:
     """A connection of the HTTP port that gives its place back to the gate when it closes."""
 
-    def __init__(self, sock: socket.socket, release: Callable[[], None]) -> None:
-        super().__init__(sock, max_buffer_size=MAX_BODY + 1024 * 1024)
-        self._release: Callable[[], None] | None = release
+    _release: Callable[[], None] | None = None
 
     def close(self, exc_info: Any = False) -> None:
-        super().close(exc_info)
+        super().close(exc_info)  # type: ignore[misc]
         if self._release is not None:
             release, self._release = self._release, None
             release()
 
 
-def listen_http(server: HTTPServer, sockets: list[socket.socket], gate: Gate) -> list[Listener]:
-    """Serve HTTP on `sockets` through the port's gate: connections over its caps are closed at
-    once, and running out of descriptors pauses accepting instead of spinning."""
+class _CountedStream(_Counted, IOStream):
+    def __init__(self, sock: socket.socket, release: Callable[[], None]) -> None:
+        super().__init__(sock, max_buffer_size=MAX_BODY + 1024 * 1024)
+        self._release = release
+
+
+class _CountedTLSStream(_Counted, SSLIOStream):
+    def __init__(self, sock: ssl.SSLSocket, release: Callable[[], None]) -> None:
+        super().__init__(sock, max_buffer_size=MAX_BODY + 1024 * 1024)
+        self._release = release
+
+
+class _OncePerMinute(logging.Filter):
+    """Tornado logs every failed TLS handshake ("SSL Error on …"): a port scan or a plain-HTTP
+    client would fill the log. One line a minute says it happens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said = -60.0
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("SSL Error on"):
+            return True
+        now = time.monotonic()
+        if now - self._said < 60.0:
+            self.dropped += 1
+            return False
+        self._said = now
+        return True
+
+
+def listen_http(
+    server: HTTPServer,
+    sockets: list[socket.socket],
+    gate: Gate,
+    tls: ssl.SSLContext | None = None,
+) -> list[Listener]:
+    """Serve HTTP (HTTPS with `tls`) on `sockets` through the port's gate: connections over
+    its caps are closed at once, and running out of descriptors pauses accepting instead of
+    spinning. The handshake runs on the loop, bounded by the server's idle timeout."""
 
     def accepted(sock: socket.socket, peer: str) -> None:
-        stream = _CountedStream(sock, lambda: gate.release(peer))
-        server.handle_stream(stream, sock.getpeername())
+        address = sock.getpeername()
+        stream: IOStream
+        if tls is None:
+            stream = _CountedStream(sock, lambda: gate.release(peer))
+        else:
+            try:
+                wrapped = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError):
+                sock.close()
+                gate.release(peer)
+                return
+            stream = _CountedTLSStream(wrapped, lambda: gate.release(peer))
+        server.handle_stream(stream, address)
 
+    if tls is not None and not any(isinstance(f, _OncePerMinute) for f in gen_log.filters):
+        gen_log.addFilter(_OncePerMinute())
     body = wire.encode(api.error_answer(None, "unavailable", "too many connections; retry"))
     refusal = (
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
         b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
     ) + body
-    return [Listener(sock, gate, accepted, refusal) for sock in sockets]
+    # Over TLS a refused peer gets no plain bytes: it expects a handshake.
+    return [Listener(sock, gate, accepted, refusal if tls is None else b"") for sock in sockets]

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from brender.server.config import ServerConfig
+from brender.tls import fingerprint_of_pem_file
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class LocalNode:
             # It renders the artist's own files on the artist's machine: their scripts may run.
             "--allow-autoexec",
         ]
+        if self.config.tls_cert:
+            # The server's own certificate, pinned: it need not name 127.0.0.1 nor be signed.
+            cmd[cmd.index(master)] = f"tls://{master}"
+            cmd += ["--tls-fingerprint", fingerprint_of_pem_file(self.config.tls_cert)]
         for blender in self.config.blender:
             cmd += ["--blender", blender]
         return cmd

@@ -25,6 +25,7 @@ from brender.server.http import MAX_BODY, listen_http, make_app
 from brender.server.local_node import LocalNode
 from brender.server.store import Store
 from brender.server.tcp import FarmTCP
+from brender.tls import TLSSettingsError, server_context
 
 log = logging.getLogger("brender.server")
 
@@ -47,6 +48,8 @@ def _addr(host: str, port: int) -> str:
 
 
 async def serve(config: ServerConfig) -> int:
+    # The certificate first: a wrong one stops the start before the database is opened.
+    tls = server_context(config.tls_cert, config.tls_key) if config.tls_cert else None
     api.install(actions.routes())
     db = open_database(config.db_url)
     store = Store(db)
@@ -72,18 +75,19 @@ async def serve(config: ServerConfig) -> int:
         idle_connection_timeout=config.idle_timeout,  # between requests; a body may be long
     )
     http_sockets = bind_sockets(config.http_port, address=config.host, backlog=BACKLOG)
-    http_listeners = listen_http(http, http_sockets, Gate(cap, config.max_per_peer))
+    http_listeners = listen_http(http, http_sockets, Gate(cap, config.max_per_peer), tls)
     http_port = http_sockets[0].getsockname()[1]
     farm.settings.http_port = http_port
-    tcp = FarmTCP(farm, Gate(cap, config.max_per_peer), idle=config.idle_timeout)
+    tcp = FarmTCP(farm, Gate(cap, config.max_per_peer), idle=config.idle_timeout, tls=tls)
     tcp_sockets = bind_sockets(config.tcp_port, address=config.host, backlog=BACKLOG)
     tcp.listen(tcp_sockets)
     tcp_port = tcp_sockets[0].getsockname()[1]
     log.info("open-file limit %d: each port takes up to %d connections", fds, cap)
 
+    tcp_scheme, http_scheme = ("tls://", "https") if tls is not None else ("", "http")
     print(
-        f"brender-server: tcp {_addr(config.host, tcp_port)} "
-        f"http http://{_addr(config.host, http_port)} db {_display_url(config.db_url)}",
+        f"brender-server: tcp {tcp_scheme}{_addr(config.host, tcp_port)} "
+        f"http {http_scheme}://{_addr(config.host, http_port)} db {_display_url(config.db_url)}",
         flush=True,
     )
 
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     try:
         return run(serve(config))
-    except (FarmError, OSError) as exc:
+    except (FarmError, OSError, TLSSettingsError) as exc:
         print(f"brender-server: {exc}", file=sys.stderr)
         return 1
 

@@ -8,8 +8,11 @@ lines, caps their size and hands them on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
+import ssl
+import time
 from typing import Any
 
 from brender import wire
@@ -18,6 +21,7 @@ from brender.server.accept import Gate, Listener
 from brender.server.conn import Connection, LineTooLong
 from brender.server.farm import Farm
 from brender.server.nodes import NodeSession
+from brender.tls import HANDSHAKE_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +31,37 @@ IDLE = 300.0
 REFUSAL = wire.encode(
     api.error_answer(None, "unavailable", "too many connections to this farm; try again later")
 )
+_NOT_TLS = "this port speaks TLS: connect with TLS (a node: --master tls://HOST:PORT)"
+NOT_TLS = wire.encode(
+    {
+        **api.error_answer(None, "bad_request", _NOT_TLS),
+        **{"type": "error", "code": "bad_request", "message": _NOT_TLS},  # a node reads these
+    }
+)
+TLS_HANDSHAKE = 0x16
+"""The first byte of a TLS client's first record (its ClientHello)."""
 
 
 class FarmTCP:
     """What serves each connection of the TCP port (asyncio Protocols, server/conn.py), let in
     by the port's gate (server/accept.py)."""
 
-    def __init__(self, farm: Farm, gate: Gate, idle: float = IDLE) -> None:
+    def __init__(
+        self, farm: Farm, gate: Gate, idle: float = IDLE, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.farm = farm
         self.gate = gate
         self.idle = idle
+        self.tls = tls
         self.listeners: list[Listener] = []
         self._attaching: set[asyncio.Future[None]] = set()
+        self._said = -60.0
+        self.failed_handshakes = 0
 
     def listen(self, sockets: list[socket.socket]) -> None:
+        refusal = REFUSAL if self.tls is None else b""  # a TLS peer expects a handshake
         for sock in sockets:
-            self.listeners.append(Listener(sock, self.gate, self._accepted, REFUSAL))
+            self.listeners.append(Listener(sock, self.gate, self._accepted, refusal))
 
     def _accepted(self, sock: socket.socket, peer: str) -> None:
         def factory() -> Connection:
@@ -53,11 +72,53 @@ class FarmTCP:
         task.add_done_callback(self._attaching.discard)
 
     async def _attach(self, sock: socket.socket, peer: str, factory: Any) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(factory, sock=sock)
-        except OSError:
+            if self.tls is None:
+                await loop.connect_accepted_socket(factory, sock=sock)
+                return
+            await self._tls_only(sock)
+            await loop.connect_accepted_socket(
+                factory, sock=sock, ssl=self.tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+            )
+        except OSError as exc:  # ssl.SSLError and TimeoutError are OSErrors
+            if self.tls is not None:
+                self._handshake_failed(peer, exc)
             sock.close()
             self.gate.release(peer)
+
+    async def _tls_only(self, sock: socket.socket) -> None:
+        """Wait for the peer's first byte: a plain client (JSON, telnet) is told in one plain
+        line that this port speaks TLS, instead of getting a handshake error it cannot read."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(sock.fileno(), readable)
+        try:
+            await asyncio.wait_for(ready, HANDSHAKE_TIMEOUT)
+        finally:
+            loop.remove_reader(sock.fileno())
+        first = sock.recv(1, socket.MSG_PEEK)
+        if not first:
+            raise ConnectionResetError("closed before its handshake")
+        if first[0] != TLS_HANDSHAKE:
+            with contextlib.suppress(OSError):
+                sock.send(NOT_TLS)
+            raise ConnectionRefusedError("a plain connection to the TLS port")
+
+    def _handshake_failed(self, peer: str, exc: OSError) -> None:
+        """One log line a minute: a port scan must not fill the log."""
+        self.failed_handshakes += 1
+        now = time.monotonic()
+        if now - self._said >= 60.0:
+            self._said = now
+            log.warning(
+                "TLS connection from %s failed (%s); %d so far", peer, exc, self.failed_handshakes
+            )
 
     def stop(self) -> None:
         for listener in self.listeners:

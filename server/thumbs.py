@@ -185,8 +185,9 @@ def placeholder(reason: str, size: int) -> Thumb:
 
 
 class ThumbHandler(tornado.web.RequestHandler):
-    """`GET /thumb/<frame_id>?size=320`; the token as `Authorization: Bearer …` or, for an
-    `<img src>`, as `?token=…`."""
+    """`GET /thumb/<frame_id>?size=320`; the token as `Authorization: Bearer …` only. The page
+    fetches the picture with that header and shows it as a `blob:` URL: a token in a URL would
+    reach access logs, proxies and the browser's history (docs/api.md)."""
 
     def initialize(self, farm: Farm) -> None:
         self.farm = farm
@@ -197,18 +198,15 @@ class ThumbHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(wire.encode({"ok": False, "error": {"code": code, "message": message}}))
 
-    def _offered_token(self) -> str | None:
-        header = self.request.headers.get("Authorization", "")
-        if header.startswith("Bearer "):
-            return header[7:].strip()
-        return self.get_query_argument("token", None)
-
     async def get(self, frame_id: str) -> None:
-        if not token_ok(self.farm.settings.token, self._offered_token()):
+        header = self.request.headers.get("Authorization", "")
+        offered = header[7:].strip() if header.startswith("Bearer ") else None
+        if not token_ok(self.farm.settings.token, offered):
+            in_url = (
+                " (a token in the URL is not taken)" if "token" in self.request.arguments else ""
+            )
             return self._error(
-                401,
-                "unauthorized",
-                "this farm needs a token: 'Authorization: Bearer …' or '?token=…'",
+                401, "unauthorized", f"this farm needs a token: 'Authorization: Bearer …'{in_url}"
             )
         raw_size = self.get_query_argument("size", str(DEFAULT_SIZE))
         if not raw_size.isdigit():

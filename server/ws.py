@@ -188,6 +188,6 @@ class PageFiles(tornado.web.StaticFileHandler):
         self.set_header("X-Frame-Options", "DENY")
         self.set_header(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "default-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
             "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
         )

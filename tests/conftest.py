@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from blender_scene import BLENDER, blender_available, make_scene
+
+if TYPE_CHECKING:
+    from tlscerts import Certs
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,3 +31,11 @@ def blender() -> str:
 def scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 64x64, 4-sample Cycles scene, frames 1-12: ~0.2 s per frame after start-up."""
     return make_scene(tmp_path_factory.mktemp("scene") / "scene.blend", blender=blender)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A CA, a farm certificate it signed for 127.0.0.1, and another CA (tests/tlscerts.py)."""
+    from tlscerts import make_certs  # cryptography: only for the tests that use TLS
+
+    return make_certs(tmp_path_factory.mktemp("certs"))

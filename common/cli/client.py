@@ -14,10 +14,13 @@ import json
 import os
 import select
 import socket
+import ssl
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from brender.tls import ClientTLS, describe, https_connection
 
 BLOCK = 1024 * 1024
 TIMEOUT = 60.0
@@ -44,21 +47,35 @@ class Refused(CliError):
 Progress = Callable[[int], None]
 
 
+def farm_url_wants_tls(url: str) -> bool:
+    return url.strip().lower().startswith("https://")
+
+
 class FarmClient:
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, tls: ClientTLS | None = None) -> None:
         parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme != "http" or not parts.hostname:
-            raise CliError(f"--farm must be an http:// address, not {url!r}")
-        self.url = f"http://{parts.netloc}"
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CliError(f"--farm must be an http:// or https:// address, not {url!r}")
+        self.tls = (tls or ClientTLS()) if parts.scheme == "https" else None
+        self.url = f"{parts.scheme}://{parts.netloc}"
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if self.tls else 80)
         self.token = token
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def _connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+        if self.tls is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+        conn = https_connection(self.host, self.port, TIMEOUT, self.tls)
+        try:
+            conn.connect()  # the certificate checked here: its error is the one to tell
+        except ssl.SSLError as exc:
+            raise CliError(describe(exc, self.host) or str(exc)) from None
+        except OSError as exc:
+            raise CliError(f"cannot reach the farm at {self.url}: {exc}") from None
+        return conn
 
     def _call(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
@@ -129,7 +146,10 @@ class FarmClient:
             "Content-Length": str(length),
             "Content-Range": f"bytes {offset}-{max(size - 1, 0)}/{size}",
         }
-        if length > EXPECT_OVER:
+        # Over TLS the interim answer cannot be peeked at (_continued): the body goes at once,
+        # and a refusal is read after the farm stops reading it (_answer_after).
+        expect = length > EXPECT_OVER and self.tls is None
+        if expect:
             headers["Expect"] = "100-continue"
         conn = self._connection()
         sent = 0
@@ -138,7 +158,7 @@ class FarmClient:
             for key, value in headers.items():
                 conn.putheader(key, value)
             conn.endheaders()
-            if length <= EXPECT_OVER or _continued(conn):
+            if not expect or _continued(conn):
                 try:
                     sent = _send_file(conn, path, offset, progress)
                 except OSError as exc:

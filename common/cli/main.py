@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from brender import __version__
-from brender.cli.client import CliError, FarmClient
+from brender.cli.client import CliError, FarmClient, farm_url_wants_tls
 from brender.sizes import human
+from brender.tls import TLSSettingsError, find_client_tls
 from brender.tokens import TokenFileError, find_token
 
 DEFAULT_FARM = "http://127.0.0.1:8080"
@@ -43,6 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--token", help="the farm's token (BRENDER_TOKEN; shows in `ps`)")
     common.add_argument(
         "--token-file", metavar="PATH", help="read the token from this file (BRENDER_TOKEN_FILE)"
+    )
+    common.add_argument(
+        "--tls-ca",
+        metavar="PATH",
+        help="for an https:// farm: the CA file that signed its certificate (BRENDER_TLS_CA; "
+        "default: the system's CAs)",
+    )
+    common.add_argument(
+        "--tls-fingerprint",
+        metavar="SHA256",
+        help="for an https:// farm: the SHA-256 fingerprint of its self-signed certificate "
+        "(BRENDER_TLS_FINGERPRINT)",
     )
 
     s = sub.add_parser("submit", parents=[common], help="pack, upload and submit a .blend")
@@ -82,9 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             token = find_token(args.token, args.token_file, os.environ)
-        except TokenFileError as exc:
+            wants = farm_url_wants_tls(args.farm)
+            tls = find_client_tls(wants, args.tls_ca, args.tls_fingerprint, os.environ)
+        except (TokenFileError, TLSSettingsError) as exc:
             raise CliError(str(exc)) from None
-        client = FarmClient(args.farm, token)
+        client = FarmClient(args.farm, token, tls)
         if args.command == "submit":
             return submit(client, args)
         return download(client, args)

@@ -63,13 +63,14 @@ def settings(blend: str, **extra: Any) -> payload.SubmitSettings:
         ("http://127.0.0.1:8081/", ("127.0.0.1", 8081)),
         ("http://127.0.0.1:8081/api", ("127.0.0.1", 8081)),
         ("[::1]:8080", ("::1", 8080)),
+        ("https://farm:8443", ("farm", 8443)),
     ],
 )
 def test_addresses(text: str, expected: tuple[str, int]) -> None:
     assert client.parse_address(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "https://farm:443", "farm:notaport", "farm:99999",
+@pytest.mark.parametrize("text", ["", "   ", "tls://farm:443", "farm:notaport", "farm:99999",
                                   "ftp://farm", "farm:8080/dashboard"])  # fmt: skip
 def test_bad_addresses_say_how_to_write_one(text: str) -> None:
     with pytest.raises(SettingsError, match=r"address|host:port"):

@@ -208,8 +208,9 @@ def test_a_job_renders_live_to_100_percent(
     frames = api(
         server, {"item": "frame", "action": "read", "filters": {"job_id": job["id"]}, "limit": 1}
     )
-    url = f"{server.http_url}/thumb/{frames[0]['id']}?size=48&token={TOKEN}"
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    url = f"{server.http_url}/thumb/{frames[0]['id']}?size=48"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         assert resp.headers["Content-Type"] == "image/jpeg"
         data = resp.read()
     from PIL import Image

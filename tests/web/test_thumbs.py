@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from farmctl import ServerProcess, wait_for
 from PIL import Image
-from web_helpers import FakeNode
+from web_helpers import Dashboard, FakeNode
 
 from brender.server import thumbs
 
@@ -111,8 +111,11 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
         server.stop()
 
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
+    request = urllib.request.Request(url, headers=AUTH if headers is None else headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, dict(resp.headers), resp.read()
@@ -143,7 +146,7 @@ def test_the_route_serves_thumbnails_to_the_token_holder(
     wait_for(all_done, 20, what="the stand-in node to report 3 frames")
     png, exr, missing = (f["id"] for f in frames)
 
-    status, headers, body = get(f"{server.http_url}/thumb/{png}?size=128&token={TOKEN}")
+    status, headers, body = get(f"{server.http_url}/thumb/{png}?size=128")
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
     assert image_of(body).size == (128, 72)
     assert "X-Brender-Preview" not in headers
@@ -159,7 +162,7 @@ def test_the_route_serves_thumbnails_to_the_token_holder(
     assert status == 304
 
     for frame_id, reason in ((exr, "OpenEXR"), (missing, "not on the server's disk")):
-        status, headers, body = get(f"{server.http_url}/thumb/{frame_id}?token={TOKEN}")
+        status, headers, body = get(f"{server.http_url}/thumb/{frame_id}")
         assert status == 200 and headers["Content-Type"] == "image/png"
         assert reason in headers["X-Brender-Preview"]
 
@@ -177,18 +180,21 @@ def test_the_route_refuses_and_explains(farm: tuple[ServerProcess, Path]) -> Non
     for url, headers in (
         (f"/thumb/{queued['id']}", {}),
         (f"/thumb/{queued['id']}?token=wrong", {}),
+        (f"/thumb/{queued['id']}?token={TOKEN}", {}),  # the right token, but in the URL
         (f"/thumb/{queued['id']}", {"Authorization": "Bearer wrong"}),
     ):
         status, _, body = get(server.http_url + url, headers)
         assert status == 401 and json.loads(body)["error"]["code"] == "unauthorized"
+    status, _, body = get(f"{server.http_url}/thumb/{queued['id']}?token={TOKEN}", {})
+    assert "a token in the URL is not taken" in json.loads(body)["error"]["message"]
 
-    status, _, body = get(f"{server.http_url}/thumb/{queued['id']}?token={TOKEN}")
+    status, _, body = get(f"{server.http_url}/thumb/{queued['id']}")
     assert status == 404
     assert "has no output file yet (queued)" in json.loads(body)["error"]["message"]
     for missing in ("999999", "99999999999999999999999"):
-        status, _, body = get(f"{server.http_url}/thumb/{missing}?token={TOKEN}")
+        status, _, body = get(f"{server.http_url}/thumb/{missing}")
         assert status == 404 and "no frame with id" in json.loads(body)["error"]["message"]
-    status, _, body = get(f"{server.http_url}/thumb/{queued['id']}?token={TOKEN}&size=big")
+    status, _, body = get(f"{server.http_url}/thumb/{queued['id']}?size=big")
     assert status == 422
 
 
@@ -204,5 +210,36 @@ def test_only_files_in_the_jobs_own_folder_are_shown(farm: tuple[ServerProcess, 
         return frames_of_job(server, frame["job_id"])[0]["status"] == "done"
 
     wait_for(done, 20, what="the stand-in node to report the frame")
-    status, _, body = get(f"{server.http_url}/thumb/{frame['id']}?token={TOKEN}")
+    status, _, body = get(f"{server.http_url}/thumb/{frame['id']}")
     assert status == 404 and "in its job's folder" in json.loads(body)["error"]["message"]
+
+
+def test_the_page_never_puts_the_token_in_an_address(
+    farm: tuple[ServerProcess, Path], context: Any
+) -> None:
+    # Issue 16, item 6: the job page shows its last frame without the token in any URL it asks
+    # for (requests and the WebSocket), so no access log, proxy or history can keep it.
+    server, out = farm
+    base = {"project": "t", "sequence": "s", "shot": "d", "blend_file": "/x.blend"}
+    [frame] = frames_of(server, **base, frame_start=1, frame_end=1, output=str(out / "####"))
+    wait_for(
+        lambda: frames_of_job(server, frame["job_id"])[0]["status"] == "done",
+        20,
+        what="the stand-in node to report the frame",
+    )
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda socket: urls.append(socket.url))
+    dash = Dashboard(page, server.http_url, TOKEN)
+    dash.open(f"#/job/{frame['job_id']}")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.last-frame');"
+        " return i && !i.hidden && i.complete && i.naturalWidth > 0; }"
+    )
+    assert page.locator("img.last-frame").evaluate("i => i.naturalWidth") == 256
+    assert page.locator("img.last-frame").get_attribute("src").startswith("blob:")
+    assert any("/thumb/" in url for url in urls), urls
+    assert any(url.endswith("/ws") for url in urls), urls
+    assert [url for url in urls if TOKEN in url] == []
+    assert dash.errors == [], dash.errors

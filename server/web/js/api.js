@@ -95,11 +95,25 @@ export async function readAll(request, offset = 0) {
   }
 }
 
-/** The address of a frame's thumbnail; the token rides in the query: an <img> sends no header. */
-export function thumbUrl(frameId, size, version) {
+/** A frame's thumbnail as a `blob:` URL for an <img>: fetched with the token in the
+ * Authorization header, so it never appears in an address (docs/api.md, "Thumbnails").
+ * The caller revokes the URL (URL.revokeObjectURL) once it shows another picture. */
+export async function thumbBlobUrl(frameId, size, version) {
   const params = new URLSearchParams({ size: String(size) });
-  const token = getToken();
-  if (token) params.set("token", token);
   if (version) params.set("v", String(version));
-  return `/thumb/${encodeURIComponent(frameId)}?${params}`;
+  const headers = {};
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let resp;
+  try {
+    resp = await fetch(`/thumb/${encodeURIComponent(frameId)}?${params}`, { headers });
+  } catch {
+    throw new ApiError("offline", "Cannot reach the farm's server.");
+  }
+  if (resp.status === 401) {
+    unauthorized();
+    throw new ApiError("unauthorized", "This farm needs a token.");
+  }
+  if (!resp.ok) throw new ApiError("not_found", `No thumbnail (${resp.status}).`);
+  return URL.createObjectURL(await resp.blob());
 }

@@ -5,7 +5,7 @@
 // When the job's own frame counts disagree with the grid (a chunk failed, the job was canceled
 // or requeued: changes that name only the job) the grid is read again, at most every 2 s.
 
-import { ask, askAll, readAll, serverNow, thumbUrl } from "./api.js";
+import { ask, askAll, readAll, serverNow, thumbBlobUrl } from "./api.js";
 import { badge, fill, h, notify, progressBar, setText, updateBadge } from "./dom.js";
 import { jobButtons, priorityField } from "./actions.js";
 import { clock, duration, jobTimes, percent, refresher, seconds } from "./format.js";
@@ -31,6 +31,8 @@ export function jobDetail(jobId) {
   let fullTimer = 0;
   let thumbTimer = 0;
   let thumbShownAt = 0;
+  let thumbKey = ""; // the frame and version shown (or being fetched)
+  let thumbUrl = ""; // its blob: URL, revoked when the next one shows
   const clientNames = new Map();
   const live = new Map(); // frame index -> its latest `live` progress (API or live feed)
   let shownFrame = null; // the frame row in the detail panel, to refresh its progress
@@ -260,12 +262,24 @@ export function jobDetail(jobId) {
       if (!thumbTimer) thumbTimer = setTimeout(() => { thumbTimer = 0; showLastFrame(); }, wait);
       return;
     }
-    const src = thumbUrl(frames.id[i], THUMB, frames.finished[i]);
-    if (image.getAttribute("src") !== src) {
+    const key = `${frames.id[i]}@${frames.finished[i]}`;
+    if (key !== thumbKey) {
+      thumbKey = key;
       thumbShownAt = Date.now();
-      image.src = src;
-      image.hidden = false;
-      image.dataset.frame = frames.first + i;
+      const number = frames.first + i;
+      thumbBlobUrl(frames.id[i], THUMB, frames.finished[i]).then((url) => {
+        if (thumbKey !== key) { // a newer frame came meanwhile
+          URL.revokeObjectURL(url);
+          return;
+        }
+        if (thumbUrl) URL.revokeObjectURL(thumbUrl);
+        thumbUrl = url;
+        image.src = url;
+        image.hidden = false;
+        image.dataset.frame = number;
+      }, () => {
+        if (thumbKey === key) thumbKey = ""; // try again on the next change
+      });
     }
     setText(caption, `Frame ${frames.first + i} · ${nodeName(frames.client[i])} · ${seconds(frames.time[i])} · ${clock(frames.finished[i])}`);
   }
@@ -381,6 +395,8 @@ export function jobDetail(jobId) {
       clearTimeout(mismatchTimer);
       clearTimeout(fullTimer);
       clearTimeout(thumbTimer);
+      thumbKey = "";
+      if (thumbUrl) URL.revokeObjectURL(thumbUrl);
       clearTimeout(chartTimer);
       refresh.stop();
       if (grid) grid.destroy();
