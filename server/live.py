@@ -95,6 +95,17 @@ ALL_QUEUED = Statement(
     "UPDATE frame SET status = {p}, finished_at = COALESCE({p}, finished_at),"
     " error = {p} WHERE job_id = {p} AND status = {p}",
 )
+_ATTEMPT_INSERT = (
+    "INSERT INTO attempt (job_id, number, chunk_id, client_id, outcome, exit_code, error,"
+    " log_tail, started_at, finished_at) VALUES {values}"
+)
+ATTEMPT_ROW = Statement(
+    "attempt",
+    _ATTEMPT_INSERT.format(values="({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"),
+    order=3,
+    many=_ATTEMPT_INSERT,
+)
+"""A frame's try, written with its chunk's end: one multi-row INSERT a batch on SQLite."""
 BLOCK_ROW = Statement(
     "blocklist",
     "INSERT INTO blocklist (job_id, client_id, failures, reason, created_at)"
@@ -122,8 +133,8 @@ class LiveChunk:
     finished_at: float | None = None
     frame_start: int = 0
     frame_end: int = 0
-    done: set[int] = field(default_factory=set)
-    """Running: the frames reported saved."""
+    done: dict[int, float] = field(default_factory=dict)
+    """Running: the frames reported saved, and when (for their attempt rows)."""
 
     def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
         return (self.frames[0], self.id) < (other.frames[0], other.id)

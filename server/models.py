@@ -184,9 +184,32 @@ class Blocklist(BaseModel):
         indexes = ((("job", "client"), True),)
 
 
+class Attempt(BaseModel):
+    """One try of one frame: the chunk run that sent it to a node, and how it ended there.
+    Written with the chunk's end (or when its node gave it back), one row per frame tried."""
+
+    job = pw.ForeignKeyField(Job, backref="attempt_rows", on_delete="CASCADE")
+    job_id: int
+    number = pw.IntegerField()
+    chunk_id = pw.IntegerField()
+    client = pw.ForeignKeyField(Client, null=True, on_delete="SET NULL")
+    client_id: int | None
+    outcome = pw.CharField()  # "done", "failed" or "interrupted" (its node let go of it)
+    exit_code = pw.IntegerField(null=True)
+    error = pw.TextField(default="")
+    log_tail = pw.TextField(default="")
+    started_at = pw.DoubleField(null=True)
+    finished_at = pw.DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("job", "number"), False),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DoubleField(default=now)
 
 
-ALL_MODELS: list[type[BaseModel]] = [Project, Sequence, Shot, Job, Client, Chunk, Frame, Blocklist]
+ALL_MODELS: list[type[BaseModel]] = [
+    Project, Sequence, Shot, Job, Client, Chunk, Frame, Blocklist, Attempt,
+]  # fmt: skip

@@ -163,7 +163,7 @@ class Scheduler(Faults):
             attempts=chunk.attempts + 1,
             exit_code=None,
             frames=sent,
-            done=set(),
+            done={},
         )
         self._track(chunk)
         job.running[chunk.id] = chunk
@@ -249,14 +249,14 @@ class Scheduler(Faults):
                 client_id,
             )
             return False
-        chunk.done.add(number)
+        stamp = chunk.done[number] = now()
         self.frames_to(
             chunk.job,
             (number,),
             FrameStatus.RENDERING,
             FrameStatus.DONE,
             client_id,
-            finished_at=now(),
+            finished_at=stamp,
             output_file=report.output_file,
             render_time=report.render_time,
             error="",
@@ -279,6 +279,7 @@ class Scheduler(Faults):
         self._untrack(chunk)
         del job.running[chunk.id]
         if report.ok and not left:
+            self.attempts_ended(chunk, client_id, report.exit_code)
             self.chunk_to(
                 chunk,
                 ChunkStatus.DONE,
@@ -289,6 +290,10 @@ class Scheduler(Faults):
         else:
             reason = report.error or f"Blender exited with code {report.exit_code}"
             tail = "\n".join(report.log_tail[-50:])
+            self.attempts_ended(
+                chunk, client_id, report.exit_code, left[0] if left else None,
+                error=reason, log_tail=tail,
+            )  # fmt: skip
             self.chunk_to(
                 chunk,
                 ChunkStatus.FAILED,
@@ -337,10 +342,12 @@ class Scheduler(Faults):
             left = chunk.unfinished()
             self._untrack(chunk)
             del job.running[cid]
+            culprit = left[0] if left else None
+            self.attempts_ended(chunk, client_id, None, culprit, "interrupted", error=reason)
             if left:
                 self.frames_to(job, left, FrameStatus.RENDERING, FrameStatus.QUEUED, None, spent=-1)
                 self.chunk_to(
-                    chunk, ChunkStatus.QUEUED, client_id=None, error=reason, frames=left, done=set()
+                    chunk, ChunkStatus.QUEUED, client_id=None, error=reason, frames=left, done={}
                 )
                 job.enqueue(chunk)
             else:
@@ -365,7 +372,7 @@ class Scheduler(Faults):
                     heapq.heapify(job.queue)
                     frames = tuple(queued.frames)
                     self.chunk_to(
-                        queued, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done=set()
+                        queued, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done={}
                     )
                     self._track(queued)
                     job.running[queued.id] = queued

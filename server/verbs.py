@@ -78,9 +78,12 @@ def cancel(s: Scheduler, job: Job) -> list[tuple[int, int | None]]:
     running = []
     for chunk in list(live.running.values()):
         running.append((chunk.id, chunk.client_id))
-        s.frames_to(
-            live, chunk.unfinished(), FrameStatus.RENDERING, FrameStatus.CANCELED, chunk.client_id
-        )
+        left = chunk.unfinished()
+        if chunk.client_id is not None:
+            s.attempts_ended(
+                chunk, chunk.client_id, None, left[0] if left else None, "canceled", "canceled"
+            )
+        s.frames_to(live, left, FrameStatus.RENDERING, FrameStatus.CANCELED, chunk.client_id)
         s.chunk_to(chunk, ChunkStatus.CANCELED)
     for chunk in live.queue:
         s.chunk_to(chunk, ChunkStatus.CANCELED)

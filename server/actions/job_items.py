@@ -17,7 +17,7 @@ from brender.server.api import Request, Routes
 from brender.server.errors import Conflict
 from brender.server.farm import Farm
 from brender.server.models import Chunk, Frame, Job
-from brender.server.services import changes, eta, jobs, packed, query
+from brender.server.services import attempts, changes, eta, jobs, packed, query
 from brender.server.states import FrameStatus, JobStatus
 
 
@@ -215,8 +215,10 @@ def read_chunks(farm: Farm, req: Request) -> query.Page:
 
 
 def read_frames(farm: Farm, req: Request) -> query.Page:
-    """Frames; a rendering one carries `live`, its node's latest progress report."""
+    """Frames with `history` (every attempt); a rendering one carries `live`, its node's
+    latest progress report."""
     page = query.read(Frame, req.filters, req.limit, req.offset, req.order_by)
+    attempts.with_history(page.rows)
     now = time.time()
     rendering = FrameStatus.RENDERING.value
     for row in page.rows:

@@ -58,6 +58,7 @@ export function jobDetail(jobId) {
   }));
   const detail = h("div.detail", h("p.hint", "Point at a frame for its node, time and attempts; click it for details and its log."));
   const failures = h("div.failures");
+  const firstFailure = h("div.first-failure.panel", { role: "alert", hidden: true });
   const blocklist = h("div.blocklist");
   const image = h("img.last-frame", { alt: "Last rendered frame", hidden: true });
   const caption = h("p.caption", "No frame rendered yet.");
@@ -180,6 +181,7 @@ export function jobDetail(jobId) {
       h("dt", "Started"), h("dd", clock(job.started_at)),
       h("dt", "Finished"), h("dd", clock(job.finished_at)),
       job.error ? [h("dt", "Error"), h("dd.error", job.error)] : null);
+    showFirstFailure();
     showFailures();
     showBlocklist();
     showLastFrame();
@@ -233,6 +235,22 @@ export function jobDetail(jobId) {
     setText(nums.elapsed, `elapsed ${duration(elapsed)}`);
     setText(nums.eta, `left ${duration(eta)}`);
     nums.eta.dataset.eta = job.eta_seconds ?? "";
+  }
+
+  /** A failed job's page leads with why: the first failure (the job's own `error`). */
+  function showFirstFailure() {
+    const reason = job.status === "failed" ? job.error || firstFrameError() : "";
+    firstFailure.hidden = !reason;
+    if (!reason) return;
+    const number = /^frame (\d+):/.exec(reason);
+    fill(firstFailure, h("strong", "This job failed: "), h("span.reason", reason),
+      number ? h("button.link", { type: "button", onclick: () => select(Number(number[1]) - frames.first) },
+        `Show frame ${number[1]}`) : null);
+  }
+
+  function firstFrameError() {
+    const [i, error] = [...frames.errors.entries()].sort((a, b) => a[0] - b[0])[0] || [];
+    return i === undefined ? "" : `frame ${frames.first + i}: ${error || "no reason given"}`;
   }
 
   function showFailures() {
@@ -332,6 +350,7 @@ export function jobDetail(jobId) {
       fill(view,
         h("div.titlebar", h("div", path, h("div.titleline", title, status)),
           h("div.controls", h("label.prio", "Priority ", priority), buttons)),
+        firstFailure,
         h("section.panel.summary", bar,
           h("div.nums", nums.pct, nums.done, nums.rendering, nums.queued, nums.failed,
             nums.canceled, nums.elapsed, nums.eta)),
