@@ -90,7 +90,8 @@ def _v5_request_ids(db: pw.Database) -> None:
 
 def _v6_attempts(db: pw.Database) -> None:
     """`attempt`: one row per frame per try (node, start, end, exit, error, log tail), so a
-    frame's retries stay visible after it is done. Frozen copies of the tables as this step
+    frame's retries stay visible after it is done; a job's movie (what the scene asked for,
+    its status, its file). Frozen copies of the tables as this step
     made them, not today's models."""
 
     class Base(pw.Model):
@@ -120,6 +121,12 @@ def _v6_attempts(db: pw.Database) -> None:
             indexes = ((("job", "number"), False),)
 
     db.create_tables([Attempt])
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        migrator.add_column("job", "movie", pw.TextField(default="")),
+        migrator.add_column("job", "movie_status", pw.CharField(default="")),
+        migrator.add_column("job", "movie_file", pw.TextField(default="")),
+    )
 
 
 # Append-only: index + 1 is the version a step brings. A new database gets today's models

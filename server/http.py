@@ -17,7 +17,7 @@ from tornado.iostream import IOStream
 from tornado.log import access_log
 
 from brender import wire
-from brender.server import api, thumbs, uploads, ws
+from brender.server import api, downloads, thumbs, uploads, ws
 from brender.server.accept import Gate, Listener
 from brender.server.farm import Farm
 
@@ -160,6 +160,7 @@ def make_app(farm: Farm) -> tornado.web.Application:
     return tornado.web.Application(
         [
             *files,
+            *downloads.routes(farm),
             (r"/api", ApiHandler, {"farm": farm}),
             (r"/api/([a-z]+)", ApiHandler, {"farm": farm}),
             (r"/ws", ws.EventSocket, {"farm": farm}),

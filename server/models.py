@@ -91,9 +91,20 @@ class Job(BaseModel):
     storage = pw.CharField(default="shared")  # "shared": blend_file is a path every node sees
     manifest = pw.CharField(default="")  # "upload": the SHA-256 of its manifest (a blob)
     error = pw.TextField(default="")
+    movie = pw.TextField(default="")  # JSON: {"container", "codec", "fps"}; "" for frames only
+    movie_status = pw.CharField(default="")  # waiting, encoding, done, failed, not made
+    movie_file = pw.TextField(default="")  # the movie's path on the server, once made
     created_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)
     finished_at = pw.DoubleField(null=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        try:
+            out["movie"] = json.loads(out["movie"]) if out.get("movie") else None
+        except ValueError:
+            out["movie"] = None
+        return out
 
 
 class Client(BaseModel):

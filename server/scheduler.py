@@ -17,7 +17,7 @@ from typing import Protocol
 
 from brender import messages
 from brender.blendfile import Version
-from brender.server.faults import Faults
+from brender.server.finish import Finishing
 from brender.server.live import AUTO, CHUNK_ROW, LiveChunk, LiveJob, now
 from brender.server.moves import Emit
 from brender.server.services.blocklist import BLOCK_AFTER
@@ -58,7 +58,7 @@ class NodeBook(Protocol):
         ...
 
 
-class Scheduler(Faults):
+class Scheduler(Finishing):
     """The dispatch queue: claims, reports, nodes leaving and returning."""
 
     def __init__(self, store: Store, nodes: NodeBook, emit: Emit) -> None:
@@ -321,7 +321,10 @@ class Scheduler(Faults):
         )
         if outcome is None:
             return
-        error = ""
+        held = self.held_for_movie(job, outcome)
+        if held is None:
+            return  # active while its movie is encoded
+        outcome, error = held
         if outcome != JobStatus.COMPLETED and job.first_failure is not None:
             error = f"frame {job.first_failure[0]}: {job.first_failure[1]}"
         self.job_to(job, outcome, error=error)

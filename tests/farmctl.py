@@ -69,8 +69,10 @@ class ServerProcess:
         token: str | None = None,
         extra: list[str] | None = None,
         fd_limit: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.env = env or {}  # on top of this process's environment (PATH without ffmpeg)
         self.db_url = db_url
         self.token = token
         self.extra = extra or []
@@ -101,6 +103,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRENDER_")}
         if self.token:
             env["BRENDER_TOKEN"] = self.token
+        env.update(self.env)
         log = open(self.log_path, "a")  # noqa: SIM115 (kept open for the process's life)
         limit = self.fd_limit
 

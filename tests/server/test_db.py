@@ -29,6 +29,8 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     database.execute_sql("DROP INDEX job_request_id")
     migrate(
         SqliteMigrator(database).drop_column(Job._meta.table_name, "request_id"),
+        *(SqliteMigrator(database).drop_column(Job._meta.table_name, c)
+          for c in ("movie", "movie_status", "movie_file")),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "storage"),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "manifest"),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "timeout"),
@@ -56,6 +58,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     assert {"file_version", "blender", "autoexec"} <= columns
     assert "blenders" in {c.name for c in database.get_columns(Client._meta.table_name)}
     assert {"request_id", "storage", "manifest"} <= columns
+    assert {"movie", "movie_status", "movie_file"} <= columns
     assert database.table_exists("attempt")
     attempt_columns = {c.name for c in database.get_columns("attempt")}
     assert {"job_id", "number", "client_id", "exit_code", "log_tail"} <= attempt_columns

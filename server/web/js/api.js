@@ -96,6 +96,12 @@ export async function readAll(request, offset = 0) {
 }
 
 /** The address of a frame's thumbnail; the token rides in the query: an <img> sends no header. */
+/** A job output's download link (a job read's `outputs[].url`), with the token for an <a>. */
+export function outputUrl(url) {
+  const token = getToken();
+  return token ? `${url}?${new URLSearchParams({ token })}` : url;
+}
+
 export function thumbUrl(frameId, size, version) {
   const params = new URLSearchParams({ size: String(size) });
   const token = getToken();

@@ -5,7 +5,7 @@
 // When the job's own frame counts disagree with the grid (a chunk failed, the job was canceled
 // or requeued: changes that name only the job) the grid is read again, at most every 2 s.
 
-import { ask, askAll, readAll, serverNow, thumbUrl } from "./api.js";
+import { ask, askAll, outputUrl, readAll, serverNow, thumbUrl } from "./api.js";
 import { badge, fill, h, notify, progressBar, setText, updateBadge } from "./dom.js";
 import { jobButtons, priorityField } from "./actions.js";
 import { clock, duration, jobTimes, percent, refresher, seconds } from "./format.js";
@@ -174,6 +174,7 @@ export function jobDetail(jobId) {
     fill(facts,
       h("dt", "Frames"), h("dd", `${job.frame_start}–${job.frame_end} ${chunkingText(job)}`),
       h("dt", "Output"), h("dd.mono", `${job.output} (${job.format})`),
+      (job.outputs || []).map(movieFact),
       h("dt", "Blend file"), h("dd.mono", job.blend_file),
       h("dt", "Blender"), h("dd", blenderText(job)),
       job.waiting ? [h("dt", "Waiting"), h("dd.waiting", job.waiting)] : null,
@@ -220,6 +221,14 @@ export function jobDetail(jobId) {
     }
     chartAt = Date.now();
     chart.update(frames, grid.codes);
+  }
+
+  /** A movie output: its status, and a download link once it is made. */
+  function movieFact(o) {
+    const what = `${o.container} · ${o.codec} · ${o.fps} fps`;
+    return [h("dt", "Movie"), h("dd.movie", { dataset: { status: o.status } },
+      o.url ? h("a", { href: outputUrl(o.url), download: o.file.split("/").pop() }, o.file.split("/").pop())
+        : badge(o.status), ` ${what}`)];
   }
 
   function blenderText(job) {
