@@ -133,3 +133,16 @@ def test_the_job_stays_active_until_its_movie_exists(db: object, tmp_path: Path)
         assert k.statuses(other.id) == ["done", "done"], "the frames stay done"
 
     run(db, tmp_path, body)  # type: ignore[arg-type]
+
+
+def test_a_movie_format_is_refused_in_an_update(db: object, tmp_path: Path) -> None:
+    from schedkit import Kit, run
+
+    from brender.server.services import changes
+
+    async def body(k: Kit) -> None:
+        job = await k.job(frame_end=2, paused=True)
+        with pytest.raises(InvalidValue, match="makes a movie"):
+            changes.update(type(job), {"id": job.id}, {"format": "FFMPEG"})
+
+    run(db, tmp_path, body)  # type: ignore[arg-type]
