@@ -25,7 +25,6 @@ from brender.server.states import (
     ChunkStatus,
     FrameStatus,
     JobStatus,
-    job_outcome,
 )
 from brender.server.store import Statement, Store
 
@@ -310,26 +309,6 @@ class Scheduler(Finishing):
             self._fail_if_nobody_can_render(job)
         self.settle(job)
         return job.id
-
-    def settle(self, job: LiveJob) -> None:
-        """Finish the job once all its frames are final and no chunk of it is running."""
-        if job.left() or job.running or not job.dispatchable:
-            return
-        c = job.counts
-        outcome = job_outcome(
-            c[FrameStatus.DONE], c[FrameStatus.FAILED], c[FrameStatus.CANCELED], sum(c.values())
-        )
-        if outcome is None:
-            return
-        held = self.held_for_movie(job, outcome)
-        if held is None:
-            return  # active while its movie is encoded
-        outcome, error = held
-        if outcome != JobStatus.COMPLETED and job.first_failure is not None:
-            error = f"frame {job.first_failure[0]}: {job.first_failure[1]}"
-        self.job_to(job, outcome, error=error)
-        log.info("job %d %s", job.id, outcome.value)
-        self.drop(job.id)
 
     # -- nodes going away and coming back ------------------------------------------------------
 
