@@ -13,7 +13,7 @@ __version__ = "0.1.0"  # = blender_manifest.toml's version = brender.__version__
 
 # Imported when Blender registers the add-on, not when the package is imported, so that tests
 # can import `payload`, `client`, `jobs` and `comms` without Blender.
-_MODULES = ("preferences", "properties", "operators", "gui")
+_MODULES = ("preferences", "properties", "operators", "ending", "gui")
 
 
 def _modules() -> list[ModuleType]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import bpy
 
-from . import comms, jobs
+from . import comms, jobs, watch
 from .client import DEFAULT_TIMEOUT, FarmClient
 from .errors import FarmError
 from .preferences import ADDON_ID
@@ -30,6 +30,8 @@ REDRAW_AREAS = {"VIEW_3D", "PROPERTIES"}
 LONG_IDLE = 600.0  # seconds a long task (pack, upload, download) may go without news
 
 board = jobs.Board()
+mine = watch.Watch()
+"""The jobs submitted from this Blender, watched until they end (the artist is told then)."""
 _worker = comms.Worker()
 _replies: dict[int, comms.Reply] = {}
 progress: dict[int, tuple[float, Any]] = {}
@@ -89,6 +91,9 @@ def pump() -> None:
             if reply.ticket == board.pending:
                 board.apply(time.monotonic(), reply.data if reply.ok else None, reply.error)
                 changed = True
+        elif reply.kind == "watch":
+            if reply.ticket == mine.pending:
+                changed |= _watched(reply)
         else:
             _replies[reply.ticket] = reply
             if reply.kind in ("submit", "job", "download"):
@@ -147,6 +152,39 @@ def refresh() -> int:
     return board.pending
 
 
+def poll_mine() -> int:
+    """Ask the farm how the jobs submitted from here are doing; answers the ticket (0: none)."""
+    try:
+        farm = client()
+    except FarmError:
+        mine.gone(time.monotonic())
+        return 0
+    request = mine.poll_request()
+    mine.pending = post("watch", lambda: farm.call(request, "your jobs"))
+    return mine.pending
+
+
+def _watched(reply: comms.Reply) -> bool:
+    if not reply.ok:
+        mine.gone(time.monotonic())
+        return False
+    notices = mine.observe(reply.data, time.monotonic())
+    for notice in notices:
+        announce(notice)
+    if notices:
+        board.stale = True
+    return bool(notices)
+
+
+def announce(notice: watch.Notice) -> None:
+    """Tell the artist in the status bar and the Info log (an operator's report, no dialog)."""
+    log.info("brender: %s", notice.text)
+    try:
+        bpy.ops.brender.notify(message=notice.text, level=notice.level)  # type: ignore[attr-defined]
+    except (RuntimeError, AttributeError):  # no window to report in (or the add-on is going)
+        log.warning("brender: could not report: %s", notice.text)
+
+
 def redraw() -> None:
     wm = bpy.context.window_manager
     for window in wm.windows if wm else ():
@@ -159,8 +197,11 @@ def tick() -> float | None:
     """The timer: drain replies, refresh the jobs while they are on screen."""
     try:
         pump()
-        if board.wants_refresh(time.monotonic(), preferences().refresh_every):
+        every = preferences().refresh_every
+        if board.wants_refresh(time.monotonic(), every):
             refresh()
+        if mine.wants_poll(time.monotonic(), every):
+            poll_mine()
     except Exception:  # a timer that raises is unregistered by Blender: log and keep going
         log.exception("brender: timer failed")
     return TICK
@@ -180,3 +221,4 @@ def stop() -> None:
     _replies.clear()
     progress.clear()
     board.reset()
+    mine.reset()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import bpy
 
-from . import farm, jobs, upload
+from . import farm, jobs, upload, watch
 
 MAX_JOBS_SHOWN = 20
 NAMES_MAX_AGE = 60.0  # seconds: older suggestions are fetched again while the panel shows
@@ -141,6 +141,19 @@ def draw_job(layout: bpy.types.UILayout, job: jobs.JobView) -> None:
         props.job_id = job.id
 
 
+def draw_notice(layout: bpy.types.UILayout, notice: watch.Notice) -> None:
+    """The last job of this Blender's that ended, with its folder and last frame a click away."""
+    box = layout.box()
+    wrapped(box.column(align=True), notice.text, "CHECKMARK" if notice.ok else "ERROR", 60)
+    row = box.row(align=True)
+    row.operator(
+        "brender.open_folder", text="Open Folder", icon="FILE_FOLDER"
+    ).job_id = notice.job_id
+    row.operator(
+        "brender.open_last_frame", text="Last Frame", icon="IMAGE_DATA"
+    ).job_id = notice.job_id
+
+
 class BRENDER_PT_jobs(bpy.types.Panel):
     bl_label = "Farm Jobs"
     bl_space_type = "VIEW_3D"
@@ -157,6 +170,8 @@ class BRENDER_PT_jobs(bpy.types.Panel):
         row.operator("brender.refresh_jobs", text="", icon="FILE_REFRESH")
         if board.error:
             wrapped(layout.box().column(align=True), board.error, "ERROR")
+        if farm.mine.notices:
+            draw_notice(layout, farm.mine.notices[0])
         shown = board.snapshot.jobs[:MAX_JOBS_SHOWN]
         if not shown:
             pending = board.refreshed_at == float("-inf")

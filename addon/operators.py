@@ -166,6 +166,7 @@ class BRENDER_OT_submit_job(FarmOperator):
             return {"CANCELLED"}
         farm.board.hold(self._file, "")
         job = data.job
+        farm.mine.submitted(job)  # the artist hears when it ends
         frames = job.get("frames", {}).get("total", "?")
         state = " (paused)" if job.get("status") == "paused" else ""
         said = f"Farm job {job['id']} submitted{state}: {frames} frames"

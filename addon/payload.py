@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 from .errors import SettingsError
 
-# Blender's image formats the farm can render frame by frame (server/services/validate.py).
+# Blender's image formats the farm can render frame by frame (server/services/validate.py);
+# a movie format renders PNG frames that the farm encodes into the movie once all are done.
 IMAGE_FORMATS = (
     "PNG", "JPEG", "BMP", "IRIS", "JPEG2000", "TARGA", "TARGA_RAW", "CINEON", "DPX",
     "OPEN_EXR", "OPEN_EXR_MULTILAYER", "HDR", "TIFF", "WEBP", "AVIF",
@@ -52,6 +53,8 @@ class SubmitSettings:
         ""  # the Blender that saved the file ("4.5"), for a farm that cannot read it
     )
     autoexec: bool = False  # the artist's "Auto Run Python Scripts": drivers and scripts run
+    movie: dict[str, Any] | None = None
+    """For a movie format: the scene's FFmpeg `container`, `codec` and `fps` (docs/api.md)."""
 
 
 def _path(text: str) -> PurePath:
@@ -114,10 +117,11 @@ def check(settings: SubmitSettings) -> None:
     if not 0 <= settings.priority <= 100:
         raise SettingsError("The priority goes from 0 to 100")
     if settings.file_format in MOVIE_FORMATS:
-        raise SettingsError(
-            "The farm renders separate frames, not a movie: choose an image format "
-            "(PNG, OpenEXR, …) as the output format"
-        )
+        if (settings.movie or {}).get("codec") == "NONE":
+            raise SettingsError(
+                "The scene's FFmpeg output has no video codec: choose one (H.264, MPEG-4, …)"
+            )
+        return
     if settings.file_format not in IMAGE_FORMATS:
         raise SettingsError(f"The farm cannot write {settings.file_format} images")
 
@@ -147,6 +151,8 @@ def submit_values(settings: SubmitSettings) -> dict[str, Any]:
         values["file_version"] = settings.file_version
     if settings.autoexec:
         values["autoexec"] = True
+    if settings.file_format in MOVIE_FORMATS:
+        values["movie"] = {k: v for k, v in (settings.movie or {}).items() if v is not None}
     return values
 
 

@@ -125,12 +125,26 @@ def settings(scene: bpy.types.Scene) -> payload.SubmitSettings:
         priority=group.priority,
         output=scene.render.filepath if group.use_scene_output else group.output,
         file_format=image.file_format if group.use_scene_output else group.file_format,
+        movie=_movie(scene) if group.use_scene_output else None,
         paused=group.paused,
         job_name=group.job_name,
         # The version that saved the open file (what the farm's nodes must open).
         file_version=".".join(str(n) for n in bpy.data.version[:2]) if bpy.data.filepath else "",
         autoexec=_autoexec(),
     )
+
+
+def _movie(scene: bpy.types.Scene) -> dict[str, Any] | None:
+    """The scene's movie output, as the farm's `movie` (the AVI formats name only the rate)."""
+    render = scene.render
+    fmt = render.image_settings.file_format
+    if fmt not in payload.MOVIE_FORMATS:
+        return None
+    fps = round(render.fps / render.fps_base, 3)
+    ffmpeg = render.ffmpeg
+    if fmt != "FFMPEG" or ffmpeg is None:
+        return {"fps": fps}
+    return {"container": ffmpeg.format, "codec": ffmpeg.codec, "fps": fps}
 
 
 def _autoexec() -> bool:

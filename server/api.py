@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,21 @@ def token_ok(expected: str | None, offered: object) -> bool:
     if not expected:
         return True
     return isinstance(offered, str) and hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def bearer(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer …` header's value, or None."""
+    return authorization[7:].strip() if authorization.startswith("Bearer ") else None
+
+
+def file_refusal(expected: str | None, authorization: str, query: Collection[str]) -> str | None:
+    """Why an HTTP request for a file (a thumbnail, a movie, a blob) is refused, or None. The
+    token comes in the `Authorization` header only: one in a URL would reach access logs,
+    proxies and the browser's history, so a `?token=` is refused by name."""
+    if token_ok(expected, bearer(authorization)):
+        return None
+    in_url = " (a token in the URL is not taken)" if "token" in query else ""
+    return f"this farm needs a token: 'Authorization: Bearer …'{in_url}"
 
 
 def authenticate(farm: Farm, raw: Any, caller: Caller) -> None:

@@ -14,6 +14,7 @@ from playhouse.migrate import migrate as apply_operations
 from brender.server.errors import FarmError
 from brender.server.models import (
     ALL_MODELS,
+    Attempt,
     Blocklist,
     Chunk,
     Client,
@@ -40,7 +41,7 @@ def default_url(data_dir: Path) -> str:
 
 def _v1_baseline(db: pw.Database) -> None:
     """The first schema: applied only to databases made before versioning (none exist)."""
-    db.create_tables([m for m in ALL_MODELS if m is not Blocklist])
+    db.create_tables([m for m in ALL_MODELS if m not in (Blocklist, Attempt)])
 
 
 def _v2_faults(db: pw.Database) -> None:
@@ -87,6 +88,47 @@ def _v5_request_ids(db: pw.Database) -> None:
     apply_operations(migrator.add_column(Job._meta.table_name, "request_id", field))
 
 
+def _v6_attempts(db: pw.Database) -> None:
+    """`attempt`: one row per frame per try (node, start, end, exit, error, log tail), so a
+    frame's retries stay visible after it is done; a job's movie (what the scene asked for,
+    its status, its file). Frozen copies of the tables as this step
+    made them, not today's models."""
+
+    class Base(pw.Model):
+        class Meta:
+            database = db
+            legacy_table_names = False
+
+    class Job(Base):
+        pass
+
+    class Client(Base):
+        pass
+
+    class Attempt(Base):
+        job = pw.ForeignKeyField(Job, on_delete="CASCADE")
+        number = pw.IntegerField()
+        chunk_id = pw.IntegerField()
+        client = pw.ForeignKeyField(Client, null=True, on_delete="SET NULL")
+        outcome = pw.CharField()
+        exit_code = pw.IntegerField(null=True)
+        error = pw.TextField(default="")
+        log_tail = pw.TextField(default="")
+        started_at = pw.DoubleField(null=True)
+        finished_at = pw.DoubleField(null=True)
+
+        class Meta:
+            indexes = ((("job", "number"), False),)
+
+    db.create_tables([Attempt])
+    migrator = SchemaMigrator.from_database(db)
+    apply_operations(
+        migrator.add_column("job", "movie", pw.TextField(default="")),
+        migrator.add_column("job", "movie_status", pw.CharField(default="")),
+        migrator.add_column("job", "movie_file", pw.TextField(default="")),
+    )
+
+
 # Append-only: index + 1 is the version a step brings. A new database gets today's models
 # and the latest version at once; an older one runs the steps it has not seen, in order.
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
@@ -95,6 +137,7 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v3_versions,
     _v4_uploads,
     _v5_request_ids,
+    _v6_attempts,
 ]
 
 

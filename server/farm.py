@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from tornado.ioloop import PeriodicCallback
 
 from brender import messages
-from brender.server import chunking, journal, sizing
+from brender.server import chunking, journal, movie, sizing
 from brender.server.blobs import BlobStore
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
 from brender.server.progress import FrameLive, ProgressBook
 from brender.server.scheduler import Scheduler, Sizer
-from brender.server.services import clients
+from brender.server.services import clients, outputs
 from brender.server.states import ClientStatus
 from brender.server.store import Statement, Store
 from brender.server.versions import NodeBlenders, blender_for, waiting
@@ -97,6 +97,8 @@ class Farm:
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(self.store, self, self.emit)
         self.scheduler.endgame = self._endgame
+        self.finisher = movie.Finisher(self._frame_files, self.scheduler.movie_ended)
+        self.scheduler.finishing = self._finish
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class Farm:
             if status == ClientStatus.ENABLED.value:
                 self.enabled.add(cid)
         journal.load(self.scheduler)
+        self.scheduler.settle_idle()
         self._watchdog = PeriodicCallback(self._check_liveness, 1000)
         self._watchdog.start()
         asyncio.get_running_loop().call_later(self.settings.node_timeout, self.requeue_orphans)
@@ -378,6 +381,14 @@ class Farm:
             for chunk_id in self.scheduler.give_back(cid, reason):
                 self.cancel_chunks([(chunk_id, cid)])
         self.kick()
+
+    def _finish(self, job: LiveJob) -> None:
+        assert job.movie is not None
+        self.finisher.start(job.id, self.scheduler.movie_target(job), job.movie)
+
+    async def _frame_files(self, job_id: int) -> list[Path]:
+        await self.store.committed()  # the last frames' rows are in the database
+        return outputs.frame_files(job_id)
 
     def cancel_chunks(self, pairs: list[tuple[int, int | None]]) -> None:
         """Tell nodes to kill these chunks (already canceled in the scheduler)."""

@@ -66,7 +66,7 @@ class Faults(Journal):
 
     def _requeue_chunk(self, chunk: LiveChunk, frames: list[int]) -> None:
         self.chunk_to(
-            chunk, ChunkStatus.QUEUED, client_id=None, frames=frames, done=set(), finished_at=None
+            chunk, ChunkStatus.QUEUED, client_id=None, frames=frames, done={}, finished_at=None
         )
         chunk.job.enqueue(chunk)
 

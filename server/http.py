@@ -19,7 +19,7 @@ from tornado.iostream import IOStream, SSLIOStream
 from tornado.log import access_log, gen_log
 
 from brender import wire
-from brender.server import api, thumbs, uploads, ws
+from brender.server import api, downloads, thumbs, uploads, ws
 from brender.server.accept import Gate, Listener
 from brender.server.farm import Farm
 
@@ -83,10 +83,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def _caller(self) -> api.Caller:
         caller = api.Caller(transport="http")
-        header = self.request.headers.get("Authorization", "")
         token = self.farm.settings.token
-        if token and header.startswith("Bearer "):
-            caller.authed = api.token_ok(token, header[7:].strip())
+        offered = api.bearer(self.request.headers.get("Authorization", ""))
+        if token and offered is not None:
+            caller.authed = api.token_ok(token, offered)
         return caller
 
     def _reply(self, body: Any, status: int = 200) -> None:
@@ -162,6 +162,7 @@ def make_app(farm: Farm) -> tornado.web.Application:
     return tornado.web.Application(
         [
             *files,
+            *downloads.routes(farm),
             (r"/api", ApiHandler, {"farm": farm}),
             (r"/api/([a-z]+)", ApiHandler, {"farm": farm}),
             (r"/ws", ws.EventSocket, {"farm": farm}),

@@ -9,12 +9,16 @@ below, so the database follows memory a tick later, in one transaction.
 from __future__ import annotations
 
 import heapq
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from brender.blendfile import Requirement, Version
+from brender.server import movie
+from brender.server.errors import FarmError
+from brender.server.movie import MovieSpec
 from brender.server.states import FrameStatus, JobStatus
 from brender.server.store import Params, Statement
 
@@ -38,6 +42,14 @@ def _requirement(text: str | None) -> Requirement | None:
     try:
         return Requirement.parse(text) if text else None
     except ValueError:
+        return None
+
+
+def _movie(text: str | None) -> MovieSpec | None:
+    """A stored movie request (checked when it was stored)."""
+    try:
+        return movie.check_spec(json.loads(text)) if text else None
+    except (ValueError, FarmError):
         return None
 
 
@@ -95,6 +107,20 @@ ALL_QUEUED = Statement(
     "UPDATE frame SET status = {p}, finished_at = COALESCE({p}, finished_at),"
     " error = {p} WHERE job_id = {p} AND status = {p}",
 )
+_ATTEMPT_INSERT = (
+    "INSERT INTO attempt (job_id, number, chunk_id, client_id, outcome, exit_code, error,"
+    " log_tail, started_at, finished_at) VALUES {values}"
+)
+ATTEMPT_ROW = Statement(
+    "attempt",
+    _ATTEMPT_INSERT.format(values="({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"),
+    order=3,
+    many=_ATTEMPT_INSERT,
+)
+"""A frame's try, written with its chunk's end: one multi-row INSERT a batch on SQLite."""
+MOVIE_ROW = Statement(
+    "movie", "UPDATE job SET movie_status = {p}, movie_file = {p} WHERE id = {p}", order=2
+)
 BLOCK_ROW = Statement(
     "blocklist",
     "INSERT INTO blocklist (job_id, client_id, failures, reason, created_at)"
@@ -122,8 +148,8 @@ class LiveChunk:
     finished_at: float | None = None
     frame_start: int = 0
     frame_end: int = 0
-    done: set[int] = field(default_factory=set)
-    """Running: the frames reported saved."""
+    done: dict[int, float] = field(default_factory=dict)
+    """Running: the frames reported saved, and when (for their attempt rows)."""
 
     def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
         return (self.frames[0], self.id) < (other.frames[0], other.id)
@@ -182,6 +208,11 @@ class LiveJob:
     autoexec: bool = False
     manifest: str = ""
     """The SHA-256 of its manifest for a job whose files were uploaded; "" for shared storage."""
+    frame_start: int = 0
+    frame_end: int = 0
+    movie: MovieSpec | None = None
+    """The movie its frames become once all are done (server/movie.py), if the scene asked."""
+    movie_status: str = ""
 
     @classmethod
     def from_row(cls, row: Any) -> LiveJob:
@@ -199,13 +230,19 @@ class LiveJob:
             finished_at=row.finished_at,
             error=row.error or "",
             manifest=row.manifest or "",
+            frame_start=row.frame_start,
+            frame_end=row.frame_end,
+            movie=_movie(row.movie),
+            # An encoding the master did not finish starts again (`settle` after the load).
+            movie_status=movie.WAITING if row.movie_status == movie.ENCODING else row.movie_status,
         )
         job._versions(row)
         return job
 
     def refresh(self, row: Any) -> None:
         """Fields a person may change while the job lives (job update)."""
-        for name in ("priority", "blend_file", "output", "format", "timeout", "max_attempts"):
+        for name in ("priority", "blend_file", "output", "format", "timeout", "max_attempts",
+                     "frame_start", "frame_end"):  # fmt: skip
             setattr(self, name, getattr(row, name))
         self.chunk_size = row.chunk_size
         self._versions(row)

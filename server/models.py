@@ -91,9 +91,20 @@ class Job(BaseModel):
     storage = pw.CharField(default="shared")  # "shared": blend_file is a path every node sees
     manifest = pw.CharField(default="")  # "upload": the SHA-256 of its manifest (a blob)
     error = pw.TextField(default="")
+    movie = pw.TextField(default="")  # JSON: {"container", "codec", "fps"}; "" for frames only
+    movie_status = pw.CharField(default="")  # waiting, encoding, done, failed, not made
+    movie_file = pw.TextField(default="")  # the movie's path on the server, once made
     created_at = pw.DoubleField(default=now)
     started_at = pw.DoubleField(null=True)
     finished_at = pw.DoubleField(null=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        try:
+            out["movie"] = json.loads(out["movie"]) if out.get("movie") else None
+        except ValueError:
+            out["movie"] = None
+        return out
 
 
 class Client(BaseModel):
@@ -184,9 +195,32 @@ class Blocklist(BaseModel):
         indexes = ((("job", "client"), True),)
 
 
+class Attempt(BaseModel):
+    """One try of one frame: the chunk run that sent it to a node, and how it ended there.
+    Written with the chunk's end (or when its node gave it back), one row per frame tried."""
+
+    job = pw.ForeignKeyField(Job, backref="attempt_rows", on_delete="CASCADE")
+    job_id: int
+    number = pw.IntegerField()
+    chunk_id = pw.IntegerField()
+    client = pw.ForeignKeyField(Client, null=True, on_delete="SET NULL")
+    client_id: int | None
+    outcome = pw.CharField()  # "done", "failed" or "interrupted" (its node let go of it)
+    exit_code = pw.IntegerField(null=True)
+    error = pw.TextField(default="")
+    log_tail = pw.TextField(default="")
+    started_at = pw.DoubleField(null=True)
+    finished_at = pw.DoubleField(null=True)
+
+    class Meta:
+        indexes = ((("job", "number"), False),)
+
+
 class SchemaVersion(BaseModel):
     version = pw.IntegerField()
     applied_at = pw.DoubleField(default=now)
 
 
-ALL_MODELS: list[type[BaseModel]] = [Project, Sequence, Shot, Job, Client, Chunk, Frame, Blocklist]
+ALL_MODELS: list[type[BaseModel]] = [
+    Project, Sequence, Shot, Job, Client, Chunk, Frame, Blocklist, Attempt,
+]  # fmt: skip

@@ -12,7 +12,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from brender.server.live import ALL_QUEUED, CHUNK_ROW, FRAME_ROW, JOB_ROW, LiveChunk, LiveJob, now
+from brender.server.live import (
+    ALL_QUEUED,
+    ATTEMPT_ROW,
+    CHUNK_ROW,
+    FRAME_ROW,
+    JOB_ROW,
+    LiveChunk,
+    LiveJob,
+    now,
+)
 from brender.server.states import (
     CHUNK_MOVES,
     FRAME_MOVES,
@@ -161,3 +170,26 @@ class Journal:
              FrameStatus.QUEUED.value),
         )  # fmt: skip
         job.queue.clear()
+
+    def attempts_ended(
+        self,
+        chunk: LiveChunk,
+        client_id: int,
+        exit_code: int | None,
+        culprit: int | None = None,
+        outcome: str = "failed",
+        error: str = "",
+        log_tail: str = "",
+    ) -> None:
+        """The chunk's run on this node ended: a row per frame it tried, put in the same batch
+        as the chunk's end (one multi-row INSERT). Its saved frames ended when they were saved;
+        `culprit`, the frame it was on when it stopped, ends now with `outcome`."""
+        job_id, start, run = chunk.job.id, chunk.started_at, (chunk.id, chunk.attempts)
+        put = self.store.put
+        saved_exit = exit_code if culprit is None else None  # not the crash that came later
+        for n, saved in chunk.done.items():
+            put(ATTEMPT_ROW, (*run, n), (job_id, n, chunk.id, client_id, "done", saved_exit, "",
+                                         "", start, saved))  # fmt: skip
+        if culprit is not None:
+            put(ATTEMPT_ROW, (*run, culprit), (job_id, culprit, chunk.id, client_id, outcome,
+                                               exit_code, error, log_tail, start, now()))  # fmt: skip

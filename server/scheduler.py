@@ -17,7 +17,7 @@ from typing import Protocol
 
 from brender import messages
 from brender.blendfile import Version
-from brender.server.faults import Faults
+from brender.server.finish import Finishing
 from brender.server.live import AUTO, CHUNK_ROW, LiveChunk, LiveJob, now
 from brender.server.moves import Emit
 from brender.server.services.blocklist import BLOCK_AFTER
@@ -25,7 +25,6 @@ from brender.server.states import (
     ChunkStatus,
     FrameStatus,
     JobStatus,
-    job_outcome,
 )
 from brender.server.store import Statement, Store
 
@@ -58,7 +57,7 @@ class NodeBook(Protocol):
         ...
 
 
-class Scheduler(Faults):
+class Scheduler(Finishing):
     """The dispatch queue: claims, reports, nodes leaving and returning."""
 
     def __init__(self, store: Store, nodes: NodeBook, emit: Emit) -> None:
@@ -163,7 +162,7 @@ class Scheduler(Faults):
             attempts=chunk.attempts + 1,
             exit_code=None,
             frames=sent,
-            done=set(),
+            done={},
         )
         self._track(chunk)
         job.running[chunk.id] = chunk
@@ -249,14 +248,14 @@ class Scheduler(Faults):
                 client_id,
             )
             return False
-        chunk.done.add(number)
+        stamp = chunk.done[number] = now()
         self.frames_to(
             chunk.job,
             (number,),
             FrameStatus.RENDERING,
             FrameStatus.DONE,
             client_id,
-            finished_at=now(),
+            finished_at=stamp,
             output_file=report.output_file,
             render_time=report.render_time,
             error="",
@@ -279,6 +278,7 @@ class Scheduler(Faults):
         self._untrack(chunk)
         del job.running[chunk.id]
         if report.ok and not left:
+            self.attempts_ended(chunk, client_id, report.exit_code)
             self.chunk_to(
                 chunk,
                 ChunkStatus.DONE,
@@ -289,6 +289,10 @@ class Scheduler(Faults):
         else:
             reason = report.error or f"Blender exited with code {report.exit_code}"
             tail = "\n".join(report.log_tail[-50:])
+            self.attempts_ended(
+                chunk, client_id, report.exit_code, left[0] if left else None,
+                error=reason, log_tail=tail,
+            )  # fmt: skip
             self.chunk_to(
                 chunk,
                 ChunkStatus.FAILED,
@@ -306,23 +310,6 @@ class Scheduler(Faults):
         self.settle(job)
         return job.id
 
-    def settle(self, job: LiveJob) -> None:
-        """Finish the job once all its frames are final and no chunk of it is running."""
-        if job.left() or job.running or not job.dispatchable:
-            return
-        c = job.counts
-        outcome = job_outcome(
-            c[FrameStatus.DONE], c[FrameStatus.FAILED], c[FrameStatus.CANCELED], sum(c.values())
-        )
-        if outcome is None:
-            return
-        error = ""
-        if outcome != JobStatus.COMPLETED and job.first_failure is not None:
-            error = f"frame {job.first_failure[0]}: {job.first_failure[1]}"
-        self.job_to(job, outcome, error=error)
-        log.info("job %d %s", job.id, outcome.value)
-        self.drop(job.id)
-
     # -- nodes going away and coming back ------------------------------------------------------
 
     def give_back(self, client_id: int, reason: str, chunk_id: int | None = None) -> list[int]:
@@ -337,10 +324,12 @@ class Scheduler(Faults):
             left = chunk.unfinished()
             self._untrack(chunk)
             del job.running[cid]
+            culprit = left[0] if left else None
+            self.attempts_ended(chunk, client_id, None, culprit, "interrupted", error=reason)
             if left:
                 self.frames_to(job, left, FrameStatus.RENDERING, FrameStatus.QUEUED, None, spent=-1)
                 self.chunk_to(
-                    chunk, ChunkStatus.QUEUED, client_id=None, error=reason, frames=left, done=set()
+                    chunk, ChunkStatus.QUEUED, client_id=None, error=reason, frames=left, done={}
                 )
                 job.enqueue(chunk)
             else:
@@ -365,7 +354,7 @@ class Scheduler(Faults):
                     heapq.heapify(job.queue)
                     frames = tuple(queued.frames)
                     self.chunk_to(
-                        queued, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done=set()
+                        queued, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done={}
                     )
                     self._track(queued)
                     job.running[queued.id] = queued

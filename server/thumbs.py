@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from tornado.ioloop import IOLoop
 
 from brender import wire
-from brender.server.api import token_ok
+from brender.server.api import file_refusal
 from brender.server.errors import NotFound
 from brender.server.farm import Farm
 from brender.server.models import Frame, Job
@@ -199,15 +199,12 @@ class ThumbHandler(tornado.web.RequestHandler):
         self.finish(wire.encode({"ok": False, "error": {"code": code, "message": message}}))
 
     async def get(self, frame_id: str) -> None:
-        header = self.request.headers.get("Authorization", "")
-        offered = header[7:].strip() if header.startswith("Bearer ") else None
-        if not token_ok(self.farm.settings.token, offered):
-            in_url = (
-                " (a token in the URL is not taken)" if "token" in self.request.arguments else ""
-            )
-            return self._error(
-                401, "unauthorized", f"this farm needs a token: 'Authorization: Bearer …'{in_url}"
-            )
+        request = self.request
+        refusal = file_refusal(
+            self.farm.settings.token, request.headers.get("Authorization", ""), request.arguments
+        )
+        if refusal:
+            return self._error(401, "unauthorized", refusal)
         raw_size = self.get_query_argument("size", str(DEFAULT_SIZE))
         if not raw_size.isdigit():
             return self._error(422, "invalid_value", "size must be a whole number of pixels")

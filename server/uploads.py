@@ -24,7 +24,7 @@ from tornado.iostream import StreamClosedError
 
 from brender import wire
 from brender.manifest import Manifest, ManifestError, check_path
-from brender.server.api import token_ok
+from brender.server.api import file_refusal
 from brender.server.blobs import BLOCK, BlobError, BlobStore, Upload, check_name
 from brender.server.errors import FarmError
 from brender.server.farm import Farm
@@ -51,12 +51,13 @@ class FileHandler(tornado.web.RequestHandler):
         """A token header authenticates, not a cookie."""
 
     def authed(self) -> bool:
-        header = self.request.headers.get("Authorization", "")
-        offered = header[7:].strip() if header.startswith("Bearer ") else None
-        if token_ok(self.farm.settings.token, offered):
-            return True
-        self.fail(401, "unauthorized", "this farm needs a token: 'Authorization: Bearer …'")
-        return False
+        request = self.request
+        refusal = file_refusal(
+            self.farm.settings.token, request.headers.get("Authorization", ""), request.arguments
+        )
+        if refusal:
+            self.fail(401, "unauthorized", refusal)
+        return refusal is None
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

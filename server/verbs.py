@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee as pw
 
+from brender.server import movie
 from brender.server.errors import InvalidValue
 from brender.server.live import LiveChunk, LiveJob
 from brender.server.models import Chunk, Frame, Job, tuples
@@ -75,12 +76,17 @@ def cancel(s: Scheduler, job: Job) -> list[tuple[int, int | None]]:
     if live is None:
         return []
     s.job_to(live, JobStatus.CANCELED)
+    if live.movie is not None and live.movie_status != movie.DONE:
+        s.movie_to(live, movie.NOT_MADE)
     running = []
     for chunk in list(live.running.values()):
         running.append((chunk.id, chunk.client_id))
-        s.frames_to(
-            live, chunk.unfinished(), FrameStatus.RENDERING, FrameStatus.CANCELED, chunk.client_id
-        )
+        left = chunk.unfinished()
+        if chunk.client_id is not None:
+            s.attempts_ended(
+                chunk, chunk.client_id, None, left[0] if left else None, "canceled", "canceled"
+            )
+        s.frames_to(live, left, FrameStatus.RENDERING, FrameStatus.CANCELED, chunk.client_id)
         s.chunk_to(chunk, ChunkStatus.CANCELED)
     for chunk in live.queue:
         s.chunk_to(chunk, ChunkStatus.CANCELED)
@@ -112,6 +118,8 @@ def requeue(s: Scheduler, job: Job, frames: list[tuple[int, int, str]]) -> int:
     ]
     if not wanted:
         return 0
+    if live.movie is not None:  # made again once the frames are done again
+        s.movie_to(live, movie.WAITING)
     by_chunk: dict[int, list[int]] = {}
     for number, chunk_id, status in wanted:
         s.count_move(live, status, FrameStatus.QUEUED, 1)

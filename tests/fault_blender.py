@@ -1,5 +1,5 @@
 """A stand-in for `blender` that runs the real Blender but fails on a chosen frame: it crashes
-(dies by SIGSEGV) or hangs (stops Blender and itself), always or only the first time."""
+(dies by SIGSEGV) or hangs (stops Blender and itself), always or only the first few times."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from blender_scene import BLENDER
 
 SCRIPT = """#!{python}
 import os, signal, subprocess, sys, time
-REAL, MODE, FRAME, ONCE = {real!r}, {mode!r}, {frame}, {once!r}
+REAL, MODE, FRAME, ONCE, TIMES = {real!r}, {mode!r}, {frame}, {once!r}, {times}
 args = sys.argv[1:]
 if "-b" not in args:
     os.execv(REAL, [REAL] + args)
@@ -19,9 +19,13 @@ blender = subprocess.Popen([REAL] + args, stdout=subprocess.PIPE, stderr=subproc
 for raw in blender.stdout:
     sys.stdout.buffer.write(raw)
     sys.stdout.flush()
-    if raw.startswith(b"Fra:%d " % FRAME) and not (ONCE and os.path.exists(ONCE)):
+    if not raw.startswith(b"Fra:%d " % FRAME):
+        continue
+    count = int(open(ONCE).read() or 1) if ONCE and os.path.exists(ONCE) else 0
+    if not (ONCE and count >= TIMES):
         if ONCE:
-            open(ONCE, "w").close()
+            with open(ONCE, "w") as marker:
+                marker.write(str(count + 1))
         if MODE == "crash":
             blender.kill()
             blender.wait()
@@ -33,8 +37,11 @@ sys.exit(blender.wait())
 """
 
 
-def fault_blender(path: Path, mode: str, frame: int, once: Path | None = None) -> Path:
-    """Write the stand-in at `path`; `once`: a marker file, so the fault happens one time."""
+def fault_blender(
+    path: Path, mode: str, frame: int, once: Path | None = None, times: int = 1
+) -> Path:
+    """Write the stand-in at `path`; `once`: a marker file (it counts the faults), so the fault
+    happens `times` times only, whichever stand-in sharing the marker runs."""
     path.write_text(
         SCRIPT.format(
             python=sys.executable,
@@ -42,6 +49,7 @@ def fault_blender(path: Path, mode: str, frame: int, once: Path | None = None) -
             mode=mode,
             frame=frame,
             once=str(once) if once else "",
+            times=times,
         )
     )
     path.chmod(path.stat().st_mode | stat.S_IXUSR)

@@ -216,6 +216,50 @@ def test_frame_that_always_crashes(
         stop_all(nodes)
 
 
+def test_every_attempt_of_a_frame_is_listed(
+    server: ServerProcess, slow_scene: Path, tmp_path: Path, mode: list[str]
+) -> None:
+    """Frame 5 crashes twice (on each node once: a failed chunk goes to the other node first),
+    then renders: its frame read lists three attempts, with their nodes and exits."""
+    marker = tmp_path / "crashes"
+    nodes = [
+        NodeProcess(
+            server.master,
+            f"twice-{i}",
+            tmp_path / f"n{i}",
+            blender=str(fault_blender(tmp_path / f"blender-{i}", "crash", 5, marker, times=2)),
+            extra=mode,
+        )
+        for i in (1, 2)
+    ]
+    out = tmp_path / "out"
+    try:
+        for node in nodes:
+            node.start()
+        with server.tcp() as api:
+            online(api, 2)
+            job = submit(api, slow_scene, out, frame_end=6, chunk_size=3, max_attempts=3)
+            final = finished(api, job["id"])
+            assert final["status"] == "completed", final
+            (five,) = api.ok({"item": "frame", "action": "read",
+                              "filters": {"job_id": job["id"], "number": 5}})  # fmt: skip
+            tries = five["history"]
+            assert [t["outcome"] for t in tries] == ["failed", "failed", "done"], tries
+            first, second, third = (t["client_id"] for t in tries)
+            assert first != second and third == first, "each retry went to the other node"
+            assert {first, second} == set(client_ids(api).values())
+            assert [t["exit_code"] for t in tries[:2]] == [-11, -11], tries
+            assert tries[2]["exit_code"] in (0, None), tries  # a warm Blender does not exit
+            assert all("Segmentation fault" in t["log_tail"] for t in tries[:2]), tries
+            assert all(t["started_at"] <= t["finished_at"] for t in tries)
+            assert five["attempts"] == 3 and marker.read_text() == "2"
+            four = api.ok({"item": "frame", "action": "read",
+                           "filters": {"job_id": job["id"], "number": 4}})[0]  # fmt: skip
+            assert [t["outcome"] for t in four["history"]][-1] == "done"
+    finally:
+        stop_all(nodes)
+
+
 def test_hang_is_killed_and_retried(
     server: ServerProcess, slow_scene: Path, tmp_path: Path, mode: list[str]
 ) -> None:

@@ -183,14 +183,19 @@ class FarmClient:
 
     def get_frame(self, job_id: int, number: int, dest: Path) -> str:
         """Download a done frame to `dest` (via a temporary file); answers its SHA-256."""
+        return self.get_file(f"/frames/{job_id}/{number}", dest, f"frame {number}")
+
+    def get_file(self, path: str, dest: Path, what: str) -> str:
+        """Download `path` of the farm (a frame, a job's movie) to `dest` via a temporary file;
+        answers its SHA-256."""
         conn = self._connection()
         temp = dest.with_name(f".{dest.name}.part")
         try:
-            conn.request("GET", f"/frames/{job_id}/{number}", headers=self._headers())
+            conn.request("GET", path, headers=self._headers())
             resp = conn.getresponse()
             if resp.status != 200:
                 self._json(resp.status, resp.read())
-                raise CliError(f"frame {number}: HTTP {resp.status}")
+                raise CliError(f"{what}: HTTP {resp.status}")
             digest = hashlib.sha256()
             with open(temp, "wb") as f:
                 while block := resp.read(BLOCK):
@@ -198,7 +203,7 @@ class FarmClient:
                     digest.update(block)
         except (OSError, http.client.HTTPException) as exc:
             temp.unlink(missing_ok=True)
-            raise CliError(f"cannot download frame {number} from {self.url}: {exc}") from None
+            raise CliError(f"cannot download {what} from {self.url}: {exc}") from None
         finally:
             conn.close()
         os.replace(temp, dest)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -78,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", help="PNG, OPEN_EXR, … (default PNG)")
     s.add_argument("--output", help="uploaded: a file-name pattern (sh010_####); shared: a path")
     s.add_argument(
+        "--movie", metavar="CONTAINER", type=str.upper,
+        help="also make a movie of the frames: MPEG4, MKV, QUICKTIME, WEBM, … (as Blender names "
+        "them; implied by --format FFMPEG, default MPEG4)",
+    )  # fmt: skip
+    s.add_argument("--codec", type=str.upper, help="the movie's codec: H264 (default), MPEG4, …")
+    s.add_argument("--fps", type=float, help="the movie's frame rate (default: the scene's)")
+    s.add_argument(
         "--allow-missing", action="store_true",
         help="submit even when files the .blend uses are missing (they are left out)",
     )  # fmt: skip
@@ -127,6 +135,9 @@ def submit(client: FarmClient, args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     values["frame_start"], values["frame_end"] = frame_range(args.frames, blend)
+    asked = movie_request(args, scene_output(blend))
+    if asked is not None:
+        values["movie"] = asked
     if args.upload:
         limits = client.stats()  # the farm is there and takes our token, before any packing
         with tempfile.TemporaryDirectory(prefix="brender-pack-") as temp:
@@ -168,6 +179,59 @@ def scene_range(blend: Path) -> tuple[int, int]:
             f"cannot read the frame range of {blend.name} ({exc}): give --frames"
         ) from None
     finally:
+        blendfile.close_all_cached()
+
+
+# What Blender stores (DNA): `r.im_format.imtype` 24 is FFmpeg; `r.ffcodecdata.type` is the
+# container; `r.ffcodecdata.codec` is FFmpeg's own AVCodecID (stable numbers in its ABI).
+IMTYPE_FFMPEG = 24
+CONTAINERS = {0: "MPEG1", 1: "MPEG2", 2: "MPEG4", 3: "AVI", 4: "QUICKTIME", 5: "DV",
+              6: "MPEG4", 7: "AVI", 8: "FLASH", 9: "MKV", 10: "OGG", 12: "WEBM"}  # fmt: skip
+CODECS = {1: "MPEG1", 2: "MPEG2", 12: "MPEG4", 22: "FLASH", 24: "DV", 25: "HUFFYUV", 27: "H264",
+          30: "THEORA", 33: "FFV1", 55: "QTRLE", 61: "PNG", 99: "DNXHD", 147: "PRORES",
+          167: "WEBM", 173: "H265", 225: "AV1"}  # fmt: skip
+
+
+def movie_request(args: argparse.Namespace, scene: dict[str, Any]) -> dict[str, Any] | None:
+    """The submit's `movie`: the flags over what the scene asks for (its FFmpeg output), or
+    None when neither asks for one."""
+    wanted = args.movie or args.codec or args.fps or (args.format or "").upper() == "FFMPEG"
+    if not wanted and not (scene.get("movie") and args.format is None):
+        return None
+    spec: dict[str, Any] = {k: v for k, v in (scene.get("movie") or {}).items() if v}
+    if "fps" in scene:
+        spec["fps"] = scene["fps"]
+    for key, flag in (("container", args.movie), ("codec", args.codec), ("fps", args.fps)):
+        if flag:
+            spec[key] = flag
+    return spec
+
+
+def scene_output(blend: Path) -> dict[str, Any]:
+    """The first scene's frame rate and, if its output is FFmpeg, its container and codec,
+    read with BAT; {} when the file cannot be read so (the flags still work, and the farm says
+    what it thinks of the file), without BAT's own complaint on stderr."""
+    from blender_asset_tracer import blendfile
+
+    quiet = logging.getLogger("blender_asset_tracer")
+    level, quiet.level = quiet.level, logging.CRITICAL
+    try:
+        bf = blendfile.open_cached(blend)
+        scene = bf.find_blocks_from_code(b"SC")[0]
+        out: dict[str, Any] = {
+            "fps": round(int(scene.get((b"r", b"frs_sec")))
+                         / float(scene.get((b"r", b"frs_sec_base"))), 3),
+        }  # fmt: skip
+        if int(scene.get((b"r", b"im_format", b"imtype"))) == IMTYPE_FFMPEG:
+            out["movie"] = {
+                "container": CONTAINERS.get(int(scene.get((b"r", b"ffcodecdata", b"type")))),
+                "codec": CODECS.get(int(scene.get((b"r", b"ffcodecdata", b"codec")))),
+            }
+        return out
+    except Exception:  # BAT's errors share no base class
+        return {}
+    finally:
+        quiet.setLevel(level)
         blendfile.close_all_cached()
 
 
@@ -272,9 +336,12 @@ def download(client: FarmClient, args: argparse.Namespace) -> int:
             continue
         client.get_frame(args.job, frame["number"], target)
         fetched += 1
+    movies = [o for o in job.get("outputs") or [] if o.get("url") and o.get("status") == "done"]
+    for output in movies:
+        client.get_file(output["url"], folder / Path(output["file"]).name, "the movie")
     print(
         f"brender: job {args.job} is {job['status']}: {fetched} frame(s) downloaded, "
-        f"{kept} already there, into {folder}",
+        f"{kept} already there, {len(movies)} movie(s), into {folder}",
         file=sys.stderr,
     )
     print(json.dumps(job), flush=True)

@@ -17,7 +17,7 @@ from brender.server.api import Request, Routes
 from brender.server.errors import Conflict
 from brender.server.farm import Farm
 from brender.server.models import Chunk, Frame, Job
-from brender.server.services import changes, eta, jobs, packed, query
+from brender.server.services import attempts, changes, eta, jobs, outputs, packed, query
 from brender.server.states import FrameStatus, JobStatus
 
 
@@ -37,6 +37,7 @@ def _job_page(farm: Farm, page: query.Page) -> query.Page:
     for row in page.rows:
         job_id = row["id"]
         row["live"] = [e.to_dict(now) for e in farm.live.of_job(job_id, farm.live_valid)]
+        row["outputs"] = outputs.outputs(row)
         frames = row["frames"]
         left = frames["queued"] + frames["rendering"]
         if row["status"] == JobStatus.COMPLETED.value:
@@ -134,6 +135,7 @@ def _resume(farm: Farm, job: Job) -> None:
 
 
 def _cancel(farm: Farm, job: Job) -> None:
+    farm.finisher.cancel(job.id)
     farm.cancel_chunks(verbs.cancel(farm.scheduler, job))
 
 
@@ -199,6 +201,8 @@ async def delete_under(farm: Farm, model: Any, req: Request) -> list[dict[str, A
     uploaded = packed.uploaded_jobs(job_ids)
     if uploaded and farm.blobs is not None:  # before the rows go: a crash keeps them young
         await asyncio.to_thread(housekeep.release, farm.blobs, [j.manifest for j in uploaded])
+    for job_id in job_ids:
+        farm.finisher.cancel(job_id)
     farm.cancel_chunks(verbs.deleted(farm.scheduler, job_ids))
     answer = await farm.store.run(lambda: changes.delete_rows(model, rows))
     for row in answer:
@@ -215,8 +219,10 @@ def read_chunks(farm: Farm, req: Request) -> query.Page:
 
 
 def read_frames(farm: Farm, req: Request) -> query.Page:
-    """Frames; a rendering one carries `live`, its node's latest progress report."""
+    """Frames with `history` (every attempt); a rendering one carries `live`, its node's
+    latest progress report."""
     page = query.read(Frame, req.filters, req.limit, req.offset, req.order_by)
+    attempts.with_history(page.rows)
     now = time.time()
     rendering = FrameStatus.RENDERING.value
     for row in page.rows:

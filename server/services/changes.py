@@ -77,6 +77,11 @@ def update(
     if "status" in values and model is Job:
         raise InvalidValue("a job's status changes through pause, resume, cancel and requeue")
     data = v.check(values, UPDATABLE[model], model.__name__.lower())
+    if model is Job and data.get("format") in jobs.MOVIE_FORMATS:
+        raise InvalidValue(
+            f"'format' {data['format']} makes a movie, which a job asks for when it is "
+            "submitted: submit it again with that format"
+        )
     rows = targets(model, filters)
     with database.atomic():
         for row in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import peewee as pw
 
 from brender.blendfile import BlendFileError, Requirement, Version, read_version
+from brender.server import movie
 from brender.server.errors import InvalidValue
 from brender.server.models import (
     Blocklist,
@@ -46,6 +48,7 @@ SUBMIT_FIELDS = {
     # the manifest itself, or the SHA-256 of one the farm holds.
     "upload": v.Field(dict),
     "manifest": v.Field(str),
+    "movie": v.Field(dict),  # the movie the frames become (server/movie.py)
 }
 UPLOAD_FIELDS = {**SUBMIT_FIELDS, "output": v.Field(str), "blend_file": v.Field(str)}
 """An uploaded job's `output` is a file-name pattern (`packed.check_pattern` checks it) and
@@ -54,6 +57,7 @@ CREATE_FIELDS = {
     **v.JOB_FIELDS,
     "shot_id": v.Field(int, 1),
     "paused": v.Field(bool),
+    "movie": v.Field(dict),
     "request_id": v.Field(str, nonempty=True),
 }
 
@@ -64,6 +68,13 @@ def default_output(output_root: Path, job: Job) -> str:
     folder = output_root / seq.project.name / seq.name / shot.name / f"job-{job.id}"
     return str(folder / "####")
 
+
+MOVIE_FORMATS: dict[str, dict[str, str]] = {
+    "FFMPEG": {},
+    "AVI_JPEG": {"container": "AVI", "codec": "MJPEG"},
+    "AVI_RAW": {"container": "AVI", "codec": "RAW"},
+}
+"""Blender's movie formats: each becomes PNG frames and a movie (the AVI ones in their codec)."""
 
 ChunkIds = Callable[[int], list[int]]
 """Gives ids for that many new chunks (the scheduler allocates them)."""
@@ -79,6 +90,21 @@ def check_submit(values: dict[str, Any]) -> dict[str, Any]:
     v.require(
         data, ("project", "sequence", "shot", *(() if uploaded else ("blend_file",))), "job submit"
     )
+    return with_movie(data)
+
+
+def with_movie(data: dict[str, Any]) -> dict[str, Any]:
+    """A movie output (`format` FFMPEG, or a `movie`) renders its frames as images (`format`,
+    PNG for FFMPEG) and keeps the movie's request for the finishing step (server/finish.py)."""
+    if data.get("format") in MOVIE_FORMATS or "movie" in data:
+        asked = data.get("movie", {})
+        if isinstance(asked, dict) and data.get("format") in MOVIE_FORMATS:
+            asked = {**MOVIE_FORMATS[data["format"]], **asked}
+        spec = movie.check_spec(asked)
+        if data.get("format") in MOVIE_FORMATS:
+            data["format"] = "PNG"
+        data["movie"] = json.dumps(spec.to_dict())
+        data["movie_status"] = movie.WAITING
     return data
 
 
@@ -144,7 +170,7 @@ def submit_rows(
 def check_create(values: dict[str, Any]) -> dict[str, Any]:
     data = check_versions(v.check(values, CREATE_FIELDS, "job"))
     v.require(data, ("shot_id",), "a job")
-    return data
+    return with_movie(data)
 
 
 def create_rows_for(

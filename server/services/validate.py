@@ -28,7 +28,9 @@ IMAGE_FORMATS = (
     "TIFF",
     "WEBP",
     "AVIF",
-    "FFMPEG",
+    "FFMPEG",  # the movie formats: frames as PNG, then a movie (services/jobs.with_movie)
+    "AVI_JPEG",
+    "AVI_RAW",
 )
 
 

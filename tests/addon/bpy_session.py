@@ -28,7 +28,8 @@ ADDON = "bl_ext.user_default.brender"
 CLASSES = {
     "BRENDER_OT_submit_job": "Operator", "BRENDER_OT_test_connection": "Operator",
     "BRENDER_OT_refresh_jobs": "Operator", "BRENDER_OT_job_action": "Operator",
-    "BRENDER_OT_download_frames": "Operator",
+    "BRENDER_OT_download_frames": "Operator", "BRENDER_OT_notify": "Operator",
+    "BRENDER_OT_open_folder": "Operator", "BRENDER_OT_open_last_frame": "Operator",
     "BRENDER_PT_submit": "Panel", "BRENDER_PT_output_submit": "Panel", "BRENDER_PT_jobs": "Panel",
     "BRENDER_PG_submit": "PropertyGroup", "BrenderPreferences": "AddonPreferences",
 }  # fmt: skip
@@ -259,6 +260,36 @@ def scenario_follow(args: dict[str, Any]) -> dict[str, Any]:
     out["drawn_jobs"] = draw("BRENDER_PT_jobs")
     addon_utils.disable(ADDON, default_set=True)
     out["end"] = state()
+    return out
+
+
+def scenario_word(args: dict[str, Any]) -> dict[str, Any]:
+    """Submit, then only the add-on's timer runs (no jobs panel on screen): the artist is told
+    when the job ends, and opens its last frame."""
+    out: dict[str, Any] = {}
+    install(args["zip"])
+    set_farm(args["address"])
+    bpy.context.preferences.addons[ADDON].preferences.refresh_every = 1.0
+    bpy.ops.wm.open_mainfile(filepath=args["blend"])
+    shared_storage()
+    out["submit"] = call(bpy.ops.brender.submit_job)
+    farm = module("farm")
+    out["watched"] = sorted(farm.mine.jobs)
+    deadline = time.monotonic() + args.get("timeout", 150)
+    while not farm.mine.notices and time.monotonic() < deadline:
+        farm.tick()  # the bpy.app.timers callback, as Blender calls it
+        time.sleep(0.25)
+    out["notices"] = [dict(vars(n)) for n in farm.mine.notices]
+    out["board_refreshed"] = farm.board.refreshed_at != float("-inf")
+    out["drawn_jobs"] = draw("BRENDER_PT_jobs")
+    if farm.mine.notices:
+        job_id = farm.mine.notices[0].job_id
+        out["last_frame"] = call(bpy.ops.brender.open_last_frame, job_id=job_id)
+        out["images"] = [img.filepath for img in bpy.data.images]
+    out["unknown"] = call(bpy.ops.brender.open_folder, job_id=999)
+    addon_utils.disable(ADDON, default_set=True)
+    out["end"] = state()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
     return out
 
 

@@ -17,7 +17,8 @@ from farmctl import NodeProcess, ServerProcess, wait_for
 
 ALL_CLASSES = [
     "BRENDER_OT_submit_job", "BRENDER_OT_test_connection", "BRENDER_OT_refresh_jobs",
-    "BRENDER_OT_job_action", "BRENDER_OT_download_frames", "BRENDER_PT_submit",
+    "BRENDER_OT_job_action", "BRENDER_OT_download_frames", "BRENDER_OT_notify",
+    "BRENDER_OT_open_folder", "BRENDER_OT_open_last_frame", "BRENDER_PT_submit",
     "BRENDER_PT_output_submit", "BRENDER_PT_jobs", "BRENDER_PG_submit", "BrenderPreferences",
 ]  # fmt: skip
 NOTHING_LEFT = {"classes": [], "scene_property": False, "timer": False, "threads": [],
@@ -159,6 +160,38 @@ def test_node_renders_the_submitted_job(addon_zip: Path, server: ServerProcess, 
     assert (job["done"], job["total"], job["progress"]) == (4, 4, 1.0)
     assert ["progress", 1.0, "4/4 frames"] in out["drawn_jobs"]
     assert sorted(p.name for p in out_dir.glob("*.png")) == [f"{n:04d}.png" for n in range(1, 5)]
+    assert out["end"] == NOTHING_LEFT
+
+
+@pytest.mark.blender
+def test_the_artist_is_told_when_a_submitted_job_completes(
+    addon_zip: Path, server: ServerProcess, blender: str, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "frames"
+    blend = make_old_scene(blender, tmp_path / "proj" / "sh040.blend", str(out_dir / "####"), 3)
+    node = NodeProcess(server.master, "word-node", tmp_path / "node").start()
+    try:
+        wait_for(lambda: any(c["online"] for c in server.http(
+            {"item": "client", "action": "read"})["data"]), 60, what="the node online")  # fmt: skip
+        out = run_bpy("word", {"zip": str(addon_zip), "address": address(server),
+                               "blend": str(blend)}, tmp_path / "home")  # fmt: skip
+    finally:
+        node.stop()
+    assert out["submit"]["result"] == ["FINISHED"], out["output"]
+    assert len(out["watched"]) == 1
+    (notice,) = out["notices"]
+    assert notice["job_id"] == out["watched"][0] and notice["status"] == "completed", notice
+    assert notice["level"] == "INFO" and "completed: 3 frame(s)" in notice["text"], notice
+    assert notice["output"] == str(out_dir / "####")
+    # Told without a jobs panel on screen: the board never refreshed, the watch did.
+    assert out["board_refreshed"] is False
+    # The report went to Blender's log, the status bar's source (no dialog in background).
+    assert notice["text"] in out["output"], out["output"]
+    assert ["operator", "brender.open_folder"] in out["drawn_jobs"]
+    assert ["operator", "brender.open_last_frame"] in out["drawn_jobs"]
+    assert out["last_frame"]["result"] == ["FINISHED"], out
+    assert str(out_dir / "0003.png") in out["images"], out["images"]
+    assert "has not ended since this Blender submitted it" in out["unknown"]["error"]
     assert out["end"] == NOTHING_LEFT
 
 

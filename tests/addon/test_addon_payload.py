@@ -92,8 +92,7 @@ def test_the_farm_picks_what_is_left_empty() -> None:
         ({"frame_start": 10, "frame_end": 9}, "ends (frame 9) before it starts (frame 10)"),
         ({"chunk_size": -1}, "1 or more"),
         ({"priority": 101}, "from 0 to 100"),
-        ({"file_format": "FFMPEG"}, "not a movie"),
-        ({"file_format": "AVI_JPEG"}, "not a movie"),
+        ({"file_format": "FFMPEG", "movie": {"codec": "NONE"}}, "has no video codec"),
         ({"file_format": "XYZ"}, "cannot write XYZ images"),
     ],
 )
@@ -101,6 +100,15 @@ def test_bad_settings_are_refused_in_words(change: dict[str, object], message: s
     with pytest.raises(SettingsError, match=re.escape(message)) as info:
         payload.submit_values(replace(SETTINGS, **change))  # type: ignore[arg-type]
     assert isinstance(info.value, FarmError)
+
+
+def test_a_movie_output_is_sent_with_its_container_codec_and_rate() -> None:
+    movie = {"container": "MPEG4", "codec": "H264", "fps": 23.976}
+    values = payload.submit_values(replace(SETTINGS, file_format="FFMPEG", movie=movie))
+    assert values["format"] == "FFMPEG" and values["movie"] == movie
+    avi = payload.submit_values(replace(SETTINGS, file_format="AVI_JPEG", movie={"fps": 25.0}))
+    assert avi["movie"] == {"fps": 25.0}
+    assert "movie" not in payload.submit_values(SETTINGS)
 
 
 def test_a_single_frame_and_negative_frames_are_fine() -> None:

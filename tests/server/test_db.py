@@ -29,6 +29,8 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     database.execute_sql("DROP INDEX job_request_id")
     migrate(
         SqliteMigrator(database).drop_column(Job._meta.table_name, "request_id"),
+        *(SqliteMigrator(database).drop_column(Job._meta.table_name, c)
+          for c in ("movie", "movie_status", "movie_file")),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "storage"),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "manifest"),
         SqliteMigrator(database).drop_column(Job._meta.table_name, "timeout"),
@@ -40,6 +42,7 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
           for c in ("blenders", "allow_autoexec")),
     )  # fmt: skip
     database.execute_sql("DROP TABLE blocklist")
+    database.execute_sql("DROP TABLE attempt")
     database.execute_sql("DROP INDEX frame_finished_at")
     database.execute_sql("DROP INDEX chunk_job_id_status_frame_start")
     SchemaVersion.delete().execute()
@@ -55,5 +58,12 @@ def test_a_version_1_database_is_migrated(tmp_path: Path) -> None:
     assert {"file_version", "blender", "autoexec"} <= columns
     assert "blenders" in {c.name for c in database.get_columns(Client._meta.table_name)}
     assert {"request_id", "storage", "manifest"} <= columns
-    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2, 3, 4, 5]
+    assert {"movie", "movie_status", "movie_file"} <= columns
+    assert database.table_exists("attempt")
+    attempt_columns = {c.name for c in database.get_columns("attempt")}
+    assert {"job_id", "number", "client_id", "exit_code", "log_tail"} <= attempt_columns
+    assert "attempt_job_id_number" in {i.name for i in database.get_indexes("attempt")}
+    cascade = [fk for fk in database.get_foreign_keys("attempt") if fk.column == "job_id"]
+    assert cascade and cascade[0].dest_table == "job"
+    assert sorted(v.version for v in SchemaVersion.select()) == [1, 2, 3, 4, 5, 6]
     database.close()

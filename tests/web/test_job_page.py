@@ -4,11 +4,13 @@ a grid read in pages cut by size (no Blender needed)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from farmctl import ServerProcess
-from web_helpers import Dashboard
+from farmctl import ServerProcess, wait_for
+from PIL import Image
+from web_helpers import Dashboard, FakeNode
 
 # The text after the "Frames" term of the job's facts, or false while it is not shown yet
 # (a wait's predicate must answer false, never throw, while the page is still building).
@@ -69,4 +71,43 @@ def test_a_grid_bigger_than_one_answer_is_read_whole(context: Any, server: Serve
         " && document.querySelector('.nums')?.textContent.includes('10000 canceled')"
     )
     assert frames_fact(page, job) == "1–10000 in chunks of 2500"
+    assert dash.errors == [], dash.errors
+
+
+def test_a_failed_job_leads_with_its_first_failure_and_lists_attempts(
+    context: Any, server: ServerProcess, tmp_path: Path
+) -> None:
+    picture = tmp_path / "frame.png"
+    Image.new("RGB", (64, 64), (200, 200, 200)).save(picture)
+    node = FakeNode(server.tcp_port, "flaky", lambda n: str(picture), fail_once={3})
+    try:
+        job = submit(server, "fails", frame_end=4, chunk_size=2, max_attempts=1, paused=False,
+                     output=str(tmp_path / "####"))  # fmt: skip
+        wait_for(
+            lambda: server.http({"item": "job", "action": "read",
+                                 "filters": {"id": job["id"]}})["data"][0]["status"] == "failed",
+            30,
+            what="the job to fail",
+        )  # fmt: skip
+    finally:
+        node.close()
+    dash = Dashboard(context.new_page(), server.http_url, None)
+    page = dash.open(f"#/job/{job['id']}")
+    page.wait_for_selector(".first-failure:not([hidden])")
+    # The banner comes first under the title bar, before the summary and the grid.
+    order = page.evaluate(
+        "() => [...document.querySelector('.jobview').children].map((e) => e.className)"
+    )
+    assert order[:2] == ["titlebar", "first-failure panel"], order
+    banner = page.locator(".first-failure").inner_text()
+    assert "This job failed" in banner and "frame 3: Error: stand-in failure" in banner, banner
+    page.locator(".first-failure button").click()
+    page.wait_for_selector("table.attempts tbody tr")
+    rows = page.locator("table.attempts tbody tr")
+    assert rows.count() == 1
+    assert rows.first.get_attribute("data-outcome") == "failed"
+    assert "flaky" in rows.first.inner_text() and "1" in rows.first.locator("td.exit").inner_text()
+    # Its log tail is the frame's own, shown once under the list (not folded in again).
+    assert page.locator("details.attemptlog").count() == 0
+    assert "stand-in failure" in page.locator(".detail pre.log").inner_text()
     assert dash.errors == [], dash.errors

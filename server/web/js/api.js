@@ -95,18 +95,16 @@ export async function readAll(request, offset = 0) {
   }
 }
 
-/** A frame's thumbnail as a `blob:` URL for an <img>: fetched with the token in the
- * Authorization header, so it never appears in an address (docs/api.md, "Thumbnails").
- * The caller revokes the URL (URL.revokeObjectURL) once it shows another picture. */
-export async function thumbBlobUrl(frameId, size, version) {
-  const params = new URLSearchParams({ size: String(size) });
-  if (version) params.set("v", String(version));
+/** A file the server serves to the token (a thumbnail, a movie) as a `blob:` URL: fetched
+ * with the token in the Authorization header, so it never appears in an address (docs/api.md,
+ * "Thumbnails"). The caller revokes the URL (URL.revokeObjectURL) once done with it. */
+async function authedBlobUrl(url, missing) {
   const headers = {};
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   let resp;
   try {
-    resp = await fetch(`/thumb/${encodeURIComponent(frameId)}?${params}`, { headers });
+    resp = await fetch(url, { headers });
   } catch {
     throw new ApiError("offline", "Cannot reach the farm's server.");
   }
@@ -114,6 +112,26 @@ export async function thumbBlobUrl(frameId, size, version) {
     unauthorized();
     throw new ApiError("unauthorized", "This farm needs a token.");
   }
-  if (!resp.ok) throw new ApiError("not_found", `No thumbnail (${resp.status}).`);
+  if (!resp.ok) throw new ApiError("not_found", `${missing} (${resp.status}).`);
   return URL.createObjectURL(await resp.blob());
+}
+
+/** A frame's thumbnail as a `blob:` URL for an <img>. */
+export function thumbBlobUrl(frameId, size, version) {
+  const params = new URLSearchParams({ size: String(size) });
+  if (version) params.set("v", String(version));
+  return authedBlobUrl(`/thumb/${encodeURIComponent(frameId)}?${params}`, "No thumbnail");
+}
+
+/** Save a job output (a job read's `outputs[].url`) as `name`: fetched as a blob with the
+ * token header, then handed to the browser's download by a transient <a download>. */
+export async function saveOutput(url, name) {
+  const blob = await authedBlobUrl(url, "No such output");
+  const link = document.createElement("a");
+  link.href = blob;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(blob), 60000);
 }

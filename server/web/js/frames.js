@@ -137,6 +137,28 @@ export function frameDetail(f, nodeName) {
         notify(`Frame ${f.number} requeued.`);
       })
       : null,
+    attemptList(f.history || [], nodeName, f.log_tail),
     f.log_tail ? [h("h3", "Log tail"), h("pre.log", f.log_tail)] : null,
+  ];
+}
+
+/** Every try of a frame, oldest first: node, start, end, exit, how it ended, its log tail
+ * (folded; not again when it is the frame's own, shown under the list). */
+export function attemptList(history, nodeName, shownTail) {
+  if (!history.length) return null;
+  return [
+    h("h3", `Attempts (${history.length})`),
+    h("table.attempts",
+      h("thead", h("tr", ["#", "Node", "Started", "Ended", "Exit", "Outcome"].map((t) => h("th", t)))),
+      h("tbody", history.map((a, i) => h("tr", { dataset: { outcome: a.outcome, client: a.client_id ?? "" } },
+        h("td", String(i + 1)),
+        h("td", nodeName(a.client_id)),
+        h("td", clock(a.started_at)),
+        h("td", clock(a.finished_at)),
+        h("td.exit", a.exit_code === null || a.exit_code === undefined ? "—" : String(a.exit_code)),
+        h("td", badge(a.outcome), a.error ? h("span.error", ` ${a.error}`) : null))))),
+    history.filter((a) => a.log_tail && a.log_tail !== shownTail).map((a) => h("details.attemptlog",
+      h("summary", `Log tail of attempt ${history.indexOf(a) + 1} (${nodeName(a.client_id)})`),
+      h("pre.log", a.log_tail))),
   ];
 }

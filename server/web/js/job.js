@@ -5,7 +5,7 @@
 // When the job's own frame counts disagree with the grid (a chunk failed, the job was canceled
 // or requeued: changes that name only the job) the grid is read again, at most every 2 s.
 
-import { ask, askAll, readAll, serverNow, thumbBlobUrl } from "./api.js";
+import { ask, askAll, readAll, saveOutput, serverNow, thumbBlobUrl } from "./api.js";
 import { badge, fill, h, notify, progressBar, setText, updateBadge } from "./dom.js";
 import { jobButtons, priorityField } from "./actions.js";
 import { clock, duration, jobTimes, percent, refresher, seconds } from "./format.js";
@@ -60,6 +60,7 @@ export function jobDetail(jobId) {
   }));
   const detail = h("div.detail", h("p.hint", "Point at a frame for its node, time and attempts; click it for details and its log."));
   const failures = h("div.failures");
+  const firstFailure = h("div.first-failure.panel", { role: "alert", hidden: true });
   const blocklist = h("div.blocklist");
   const image = h("img.last-frame", { alt: "Last rendered frame", hidden: true });
   const caption = h("p.caption", "No frame rendered yet.");
@@ -175,6 +176,7 @@ export function jobDetail(jobId) {
     fill(facts,
       h("dt", "Frames"), h("dd", `${job.frame_start}–${job.frame_end} ${chunkingText(job)}`),
       h("dt", "Output"), h("dd.mono", `${job.output} (${job.format})`),
+      (job.outputs || []).map(movieFact),
       h("dt", "Blend file"), h("dd.mono", job.blend_file),
       h("dt", "Blender"), h("dd", blenderText(job)),
       job.waiting ? [h("dt", "Waiting"), h("dd.waiting", job.waiting)] : null,
@@ -182,6 +184,7 @@ export function jobDetail(jobId) {
       h("dt", "Started"), h("dd", clock(job.started_at)),
       h("dt", "Finished"), h("dd", clock(job.finished_at)),
       job.error ? [h("dt", "Error"), h("dd.error", job.error)] : null);
+    showFirstFailure();
     showFailures();
     showBlocklist();
     showLastFrame();
@@ -222,6 +225,21 @@ export function jobDetail(jobId) {
     chart.update(frames, grid.codes);
   }
 
+  /** A movie output: its status, and a download link once it is made. */
+  function movieFact(o) {
+    const what = `${o.container} · ${o.codec} · ${o.fps} fps`;
+    return [h("dt", "Movie"), h("dd.movie", { dataset: { status: o.status } },
+      o.url ? movieLink(o.url, o.file.split("/").pop()) : badge(o.status), ` ${what}`)];
+  }
+
+  /** The movie's download: the token goes in a header (api.saveOutput), never in the link. */
+  function movieLink(url, name) {
+    return h("a", { href: url, onclick: (event) => {
+      event.preventDefault();
+      saveOutput(url, name).catch((err) => notify(err.message, "error"));
+    } }, name);
+  }
+
   function blenderText(job) {
     const parts = [job.file_version ? `file saved by ${job.file_version}` : "file version unknown"];
     if (job.blender) parts.push(`asks for ${job.blender}`);
@@ -235,6 +253,22 @@ export function jobDetail(jobId) {
     setText(nums.elapsed, `elapsed ${duration(elapsed)}`);
     setText(nums.eta, `left ${duration(eta)}`);
     nums.eta.dataset.eta = job.eta_seconds ?? "";
+  }
+
+  /** A failed job's page leads with why: the first failure (the job's own `error`). */
+  function showFirstFailure() {
+    const reason = job.status === "failed" ? job.error || firstFrameError() : "";
+    firstFailure.hidden = !reason;
+    if (!reason) return;
+    const number = /^frame (\d+):/.exec(reason);
+    fill(firstFailure, h("strong", "This job failed: "), h("span.reason", reason),
+      number ? h("button.link", { type: "button", onclick: () => select(Number(number[1]) - frames.first) },
+        `Show frame ${number[1]}`) : null);
+  }
+
+  function firstFrameError() {
+    const [i, error] = [...frames.errors.entries()].sort((a, b) => a[0] - b[0])[0] || [];
+    return i === undefined ? "" : `frame ${frames.first + i}: ${error || "no reason given"}`;
   }
 
   function showFailures() {
@@ -346,6 +380,7 @@ export function jobDetail(jobId) {
       fill(view,
         h("div.titlebar", h("div", path, h("div.titleline", title, status)),
           h("div.controls", h("label.prio", "Priority ", priority), buttons)),
+        firstFailure,
         h("section.panel.summary", bar,
           h("div.nums", nums.pct, nums.done, nums.rendering, nums.queued, nums.failed,
             nums.canceled, nums.elapsed, nums.eta)),
