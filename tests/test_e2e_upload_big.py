@@ -81,7 +81,9 @@ def test_two_gib_file_round_trip(blender: str, tmp_path: Path) -> None:
     node = NodeProcess(server.master, "big-1", tmp_path / "node", token=TOKEN).start()
     farm = ["--farm", server.http_url, "--token", TOKEN]
     try:
-        submitted, cli_peak = submit_measured(tmp_path, str(scene), "--upload", *farm, "--frames", "1-1")
+        submitted, cli_peak = submit_measured(
+            tmp_path, str(scene), "--upload", *farm, "--frames", "1-1"
+        )
         job = last_json(submitted)
         up = UPLOADED.search(submitted.stderr)
         assert up is not None and int(up[1]) == 2 and int(up[2]) > BIG, submitted.stderr
