@@ -23,11 +23,13 @@ TIMEOUT = 60.0
 
 
 class FetchError(Exception):
-    """A transfer that failed; `permanent` when trying again cannot help (a 4xx answer)."""
+    """A transfer that failed; `permanent` when trying again cannot help (a 4xx answer);
+    `status` is the master's HTTP answer, when it gave one."""
 
-    def __init__(self, message: str, permanent: bool = False) -> None:
+    def __init__(self, message: str, permanent: bool = False, status: int | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.status = status
 
 
 class FarmFiles:
@@ -119,4 +121,5 @@ def _refused(resp: http.client.HTTPResponse, what: str) -> FetchError:
         text = f"{error['code']}: {error['message']}"
     except (ValueError, KeyError, TypeError):
         text = f"HTTP {resp.status}"
-    return FetchError(f"{what}: the master answered {text}", permanent=400 <= resp.status < 500)
+    permanent = 400 <= resp.status < 500
+    return FetchError(f"{what}: the master answered {text}", permanent, resp.status)

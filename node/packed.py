@@ -6,13 +6,15 @@ to it; for an uploaded job it first fetches the manifest and the blobs the cache
 and renders there with output to `<work dir>/jobs/job-<id>/out`. Each saved frame is sent to
 the master as soon as Blender saves it (retried while the master is away); only once the
 master holds it is the frame reported, with the master's path, and the chunk ends only once
-every frame is across.
+every frame is across, or the master refused it: a frame it says is not rendering (409, e.g.
+a chunk taken back while the node was away) is left out, and the chunk's other frames count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 import os
 import shutil
@@ -28,6 +30,19 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = 0.5
 MAX_RETRY = 5.0
+CONFLICT = 409
+CONFLICT_PATIENCE = 20.0
+"""Seconds a frame the master answers 409 for is tried again before it is given up."""
+
+
+class Sent(enum.Enum):
+    """What became of a saved frame sent back to the master."""
+
+    TAKEN = "taken"
+    REFUSED = "refused"
+    """A 4xx other than 409: the chunk fails."""
+    NOT_TAKEN = "not taken"
+    """409 for `CONFLICT_PATIENCE` s: not counted, and not this chunk's failure."""
 
 
 class PackedRunner:
@@ -56,7 +71,7 @@ class PackedRunner:
             return ChunkResult(False, None, error=f"cannot fetch the job's files: {exc}")
         if local is None:
             return ChunkResult(False, None, canceled=True)
-        sending: dict[int, asyncio.Task[str | None]] = {}
+        sending: dict[int, asyncio.Task[Sent]] = {}
 
         def on_inner(event: Event) -> None:
             if isinstance(event, FrameSaved):
@@ -67,13 +82,21 @@ class PackedRunner:
         result = await self.inner.run(local, on_inner)
         if sending and not result.canceled:
             await asyncio.wait(sending.values())
-        lost = sorted(n for n, task in sending.items() if not task.done() or not task.result())
+        sent = {n: task.result() if task.done() else Sent.REFUSED for n, task in sending.items()}
         for task in sending.values():
             task.cancel()
-        if lost and not result.canceled:
+        if result.canceled:
+            return result
+        lost = sorted(n for n, how in sent.items() if how is Sent.REFUSED)
+        untaken = sorted(n for n, how in sent.items() if how is Sent.NOT_TAKEN)
+        result.frames_done = [n for n in result.frames_done if sent.get(n) is Sent.TAKEN]
+        if lost:
             result.ok = False
-            result.frames_done = [n for n in result.frames_done if n not in lost]
             result.error = result.error or f"frame(s) {lost} could not be sent to the master"
+        elif untaken:
+            # Not this node's failure: the master gives those frames to the queue again.
+            note = f"the master did not take frame(s) {untaken} (not rendering there any more)"
+            result.note = f"{result.note}; {note}" if result.note else note
         return result
 
     async def _prepare(self, order: RenderOrder) -> RenderOrder | None:
@@ -145,11 +168,15 @@ class PackedRunner:
 
     async def _send_back(
         self, order: RenderOrder, event: FrameSaved, on_event: EventCallback
-    ) -> str | None:
-        """Send a saved frame to the master until it holds it (or refuses it for good);
-        then report it with the master's path. Answers that path, None if refused."""
+    ) -> Sent:
+        """Send a saved frame to the master until it holds it (then report it with the
+        master's path), it refuses it for good, or it keeps answering that the frame is not
+        rendering (409) for `CONFLICT_PATIENCE` s: a node that lost its chunk while away gets
+        it back when its `hello` reaches the master, and a chunk taken away for good is
+        canceled, which stops this."""
         path = Path(event.path)
         delay = FIRST_RETRY
+        conflicted: float | None = None
         assert order.job_id is not None
         while True:
             try:
@@ -158,14 +185,24 @@ class PackedRunner:
                 )
                 break
             except FetchError as exc:
-                if exc.permanent:
+                if exc.status == CONFLICT:
+                    now = asyncio.get_running_loop().time()
+                    conflicted = now if conflicted is None else conflicted
+                    if now - conflicted >= CONFLICT_PATIENCE:
+                        log.warning(
+                            "chunk %d: frame %d not taken: %s", order.chunk_id, event.frame, exc
+                        )
+                        return Sent.NOT_TAKEN
+                    log.info("chunk %d: %s; trying again in %.1f s", order.chunk_id, exc, delay)
+                elif exc.permanent:
                     log.error("chunk %d: frame %d refused: %s", order.chunk_id, event.frame, exc)
-                    return None
-                log.warning("chunk %d: %s; retrying in %.1f s", order.chunk_id, exc, delay)
+                    return Sent.REFUSED
+                else:
+                    log.warning("chunk %d: %s; retrying in %.1f s", order.chunk_id, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY)
         log.info("chunk %d: frame %d sent to the master (%s)", order.chunk_id, event.frame, where)
         # The local copy stays until the next job's tree replaces this one (a runner may
         # still look at it).
         on_event(dataclasses.replace(event, path=where))
-        return where
+        return Sent.TAKEN

@@ -275,6 +275,12 @@ class Scheduler(Finishing):
             return None
         job = chunk.job
         left = chunk.unfinished()
+        if report.ok and left:
+            # Blender saved every frame but the farm did not take some (an uploaded frame
+            # sent while the chunk was away from the node): not a failure, nothing to blame.
+            shown = ", ".join(map(str, sorted(left)))
+            self.give_back(client_id, f"frames {shown} rendered but not taken", chunk.id)
+            return job.id
         self._untrack(chunk)
         del job.running[chunk.id]
         if report.ok and not left:

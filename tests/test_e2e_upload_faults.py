@@ -15,13 +15,23 @@ from pathlib import Path
 import psutil
 import pytest
 from blender_scene import make_scene
-from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, wait_for
+from farmctl import (
+    Link,
+    NodeProcess,
+    ServerProcess,
+    TcpApi,
+    job_frames,
+    job_status,
+    read_all,
+    wait_for,
+)
 from test_e2e_upload import brender, last_json, render_in_place, same_pixels
 
 pytestmark = pytest.mark.blender
 
 TOKEN = "faults-s3cret"
 SENT = re.compile(r"chunk \d+: frame (\d+) sent to the master")
+BLENDER_SAVED = re.compile(r"Saved: '.*/out/(\d+)\.png'")
 
 
 @pytest.fixture(scope="module")
@@ -113,4 +123,40 @@ def test_node_killed_mid_upload(slow: tuple[Path, Path], tmp_path: Path) -> None
     finally:
         first.stop()
         second.stop()
+        server.stop()
+
+
+def test_frame_sent_while_the_chunk_was_away(slow: tuple[Path, Path], tmp_path: Path) -> None:
+    """The node's link to the master breaks mid-chunk (both processes live on): the master
+    gives the chunk back to the queue, so the frame the node saves meanwhile is refused with
+    409 (not rendering). The link returns, the node's hello takes its chunk back, and the
+    frame is taken then: the chunk ends well, no frame is rendered twice, none is blamed."""
+    scene, reference = slow
+    server = ServerProcess(tmp_path / "server", token=TOKEN).start()
+    link = Link(server.tcp_port)
+    node = NodeProcess(f"127.0.0.1:{link.port}", "flaky", tmp_path / "node", token=TOKEN).start()
+    farm = ["--farm", server.http_url, "--token", TOKEN]
+    try:
+        job = last_json(brender("submit", str(scene), "--upload", *farm, "--frames", "1-3",
+                                "--chunk-size", "3"))  # fmt: skip
+        wait_for(lambda: 1 in sent_frames(node), 120, 0.1, what="frame 1 on the server")
+        link.cut()
+        wait_for(lambda: "requeued from client" in server.log(), 30, 0.1, what="the give-back")
+        refused = f"frame 2 of job {job['id']} is not rendering"
+        wait_for(lambda: refused in node.log(), 120, 0.1, what="frame 2 refused with 409")
+        link.restore()
+        out = tmp_path / "frames"
+        done = brender("download", str(job["id"]), str(out), *farm, "--wait", "--timeout", "150")
+        assert done.returncode == 0, done.stderr + node.log()[-4000:] + server.log()[-4000:]
+        check_frames(server, job["id"], reference, out)
+        saved = [int(m[1]) for m in BLENDER_SAVED.finditer(node.log())]
+        assert sorted(saved) == [1, 2, 3], node.log()[-4000:]  # each rendered once
+        assert "failed on client" not in server.log(), server.log()[-4000:]
+        with TcpApi(server.tcp_port, TOKEN) as api:
+            chunks = read_all(api, {"item": "chunk", "action": "read",
+                                    "filters": {"job_id": job["id"]}})  # fmt: skip
+        assert [(c["status"], c["error"]) for c in chunks] == [("done", "")], chunks
+    finally:
+        node.stop()
+        link.close()
         server.stop()

@@ -139,6 +139,34 @@ def test_a_lost_node_gives_its_frames_back_without_using_attempts(
     run(db, tmp_path, body)
 
 
+def test_a_good_chunk_with_frames_not_taken_gives_them_back_unblamed(
+    db: pw.Database, tmp_path: Path
+) -> None:
+    """A node whose Blender saved every frame, but the farm refused one (an uploaded frame
+    sent while the chunk was away): that frame goes back to the queue without an attempt,
+    and the node is not counted as failing."""
+
+    async def body(k: Kit) -> None:
+        job = await k.job(frame_end=3)
+        n = k.node("n1")
+        order = k.claim(n)
+        assert order is not None
+        k.saved(n, order, 1)
+        k.saved(n, order, 3)
+        assert k.ended(n, order.chunk_id) == job.id
+        assert not k.s.jobs[job.id].failures
+        again = k.claim(n)
+        assert again is not None and again.frames == (2,) and again.chunk_id == order.chunk_id
+        await k.committed()
+        assert k.statuses(job.id) == ["done", "rendering", "done"]
+        attempts = [
+            f.attempts for f in Frame.select().where(Frame.job == job.id).order_by(Frame.number)
+        ]
+        assert attempts == [1, 1, 1]
+
+    run(db, tmp_path, body)
+
+
 def test_three_failed_chunks_blocklist_a_node(db: pw.Database, tmp_path: Path) -> None:
     async def body(k: Kit) -> None:
         job = await k.job(frame_end=12, chunk_size=1, max_attempts=10)
