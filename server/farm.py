@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from tornado.ioloop import PeriodicCallback
 
 from brender import messages
-from brender.server import chunking, journal, sizing
+from brender.server import chunking, journal, reports, sizing
 from brender.server.blobs import BlobStore
+from brender.server.events import Events, Listener
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
 from brender.server.progress import FrameLive, ProgressBook
@@ -68,9 +69,6 @@ class Node:
     warm: bool = False  # keeps Blender loaded between chunks (its hello says)
 
 
-Listener = Callable[[str, dict[str, Any]], None]
-
-
 @dataclass(eq=False)
 class Farm:
     settings: FarmSettings
@@ -80,7 +78,6 @@ class Farm:
     enabled: set[int] = field(default_factory=set)  # every enabled client, online or not
     known: set[int] = field(default_factory=set)  # every client row
     started_at: float = field(default_factory=time.time)
-    listeners: list[Listener] = field(default_factory=list)
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
     local_node: Callable[[], dict[str, Any]] | None = None
     """The state of `--local-node`'s process (server/local_node.py), when there is one."""
@@ -89,12 +86,13 @@ class Farm:
     stopping: bool = False
     live: ProgressBook = field(default_factory=ProgressBook)
     """The latest progress of each frame in flight (server/progress.py): memory only."""
-    _events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _events_batch: int = -1
+    guard: reports.ReportGuard = field(default_factory=reports.ReportGuard)
+    """Frame reports refused per node (server/reports.py): memory only."""
     _kicked: bool = False
     _watchdog: PeriodicCallback | None = None
 
     def __post_init__(self) -> None:
+        self.events = Events(self.store)
         self.scheduler = Scheduler(self.store, self, self.emit)
         self.scheduler.endgame = self._endgame
 
@@ -230,7 +228,7 @@ class Farm:
         if chunk is None or report.frame not in chunk.frames or report.frame in chunk.done:
             return
         entry = self.live.report(chunk.job.id, client_id, report)
-        self._tell(
+        self.events.tell(
             [
                 (
                     "progress",
@@ -249,10 +247,18 @@ class Farm:
         return [cid for cid, node in self.nodes.items() if node.job_id == job_id]
 
     def frame_saved(self, client_id: int, report: messages.FrameDone) -> None:
+        """A node's frame report: counted only for a frame of the chunk it holds and only
+        with that frame's file (server/reports.py); refused (and counted) otherwise."""
         node = self.nodes.get(client_id)
-        if node is not None and node.job_id is not None and report.chunk_id == node.chunk_id:
-            self.speeds.record(node.job_id, client_id, report.render_time)
-        if self.scheduler.frame_saved(client_id, report):
+        name = node.name if node is not None else "?"
+        chunk = self.scheduler.held_by(client_id, report.chunk_id)
+        if chunk is not None and not self.guard.allows(client_id, name, chunk, report):
+            self.emit("client", {"id": client_id})  # its refused_reports count moved
+        elif not self.scheduler.frame_saved(client_id, report):
+            self.guard.ignored(client_id, name, report)
+        else:
+            if node is not None and node.job_id is not None:
+                self.speeds.record(node.job_id, client_id, report.render_time)
             self.emit("frame", {"chunk_id": report.chunk_id, "number": report.frame})
 
     def rejected(self, client_id: int, report: messages.Rejected) -> None:
@@ -380,23 +386,12 @@ class Farm:
                 node.session.post(messages.Cancel(chunk_id))
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
-        """Tell every listener (the WebSocket feed) once the change is committed, so a page
-        that reads on the event reads the change; one that fails does not stop the rest."""
-        if not self.listeners:
-            return
-        if self._events_batch != self.store.batch_no or not self._events:
-            events: list[tuple[str, dict[str, Any]]] = []
-            self._events, self._events_batch = events, self.store.batch_no
-            self.store.after_commit(lambda: self._tell(events))
-        self._events.append((kind, data))
+        """Tell every listener (the WebSocket feed) once the change is committed."""
+        self.events.emit(kind, data)
 
-    def _tell(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        for kind, data in events:
-            for listener in list(self.listeners):
-                try:
-                    listener(kind, data)
-                except Exception:
-                    log.exception("a %s event listener failed", kind)
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.events.listeners
 
     def busy_chunk(self, client_id: int) -> int | None:
         node = self.nodes.get(client_id)

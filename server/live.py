@@ -124,6 +124,9 @@ class LiveChunk:
     frame_end: int = 0
     done: set[int] = field(default_factory=set)
     """Running: the frames reported saved."""
+    ordered: tuple[str, str, str] | None = None
+    """Running: the job's (output, format, blend file) when the chunk was sent, which its
+    frame reports are checked against (server/reports.py); None: the job's own."""
 
     def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
         return (self.frames[0], self.id) < (other.frames[0], other.id)

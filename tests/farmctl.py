@@ -22,7 +22,16 @@ from typing import Any
 import psutil
 from blender_scene import BLENDER
 
+from brender import framepath
+
 START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
+
+
+def frame_file(order: dict[str, Any], frame: int) -> str:
+    """The file a `render` order's output names for `frame` (what a node must report)."""
+    return framepath.expected_file(
+        order["output"], frame, order.get("format"), order.get("blend_file")
+    )
 
 
 def wait_for(
