@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import PeriodicCallback
 
-from brender import messages
+from brender import messages, outputs
+from brender.outputs import OutputRoots
 from brender.server import chunking, journal, reports, sizing
 from brender.server.blobs import BlobStore
 from brender.server.events import Events, Listener
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
+from brender.server.node_state import Node
 from brender.server.progress import FrameLive, ProgressBook
 from brender.server.scheduler import Scheduler, Sizer
 from brender.server.services import clients
@@ -53,20 +55,6 @@ class FarmSettings:
     heartbeat: float = 2.0
     http_port: int | None = None
     """Told to nodes in `welcome`: where they fetch uploaded files and send frames back."""
-
-
-@dataclass(eq=False)
-class Node:
-    """A connected node, as the farm keeps it."""
-
-    client_id: int
-    name: str
-    session: NodeSession
-    enabled: bool
-    chunk_id: int | None = None
-    job_id: int | None = None
-    blenders: NodeBlenders = field(default_factory=NodeBlenders)
-    warm: bool = False  # keeps Blender loaded between chunks (its hello says)
 
 
 @dataclass(eq=False)
@@ -132,18 +120,27 @@ class Farm:
     def blender_for(self, client_id: int, job: LiveJob) -> str | None:
         """Which of the node's Blenders renders this job (server/versions.py); None: none."""
         node = self.nodes.get(client_id)
-        return None if node is None else blender_for(node.blenders, job)
+        if node is None or not node.may_write(job):
+            return None
+        return blender_for(node.blenders, job)
 
     def online_blenders(self) -> list[NodeBlenders]:
         """The Blenders of each node that may take work now (connected and enabled)."""
         return [n.blenders for n in self.nodes.values() if n.enabled]
 
     def waiting(self, job_id: int) -> str | None:
-        """Why this job's queued frames wait for a node (its Blender, auto-exec), or None."""
+        """Why this job's queued frames wait for a node (its Blender, auto-exec, where it
+        may write), or None."""
         job = self.scheduler.jobs.get(job_id)
         if job is None:
             return None
-        return waiting(job, self.online_blenders())
+        why = waiting(job, self.online_blenders())
+        if why is not None or not job.queue or not job.dispatchable:
+            return why
+        able = [n for n in self.nodes.values() if n.enabled and blender_for(n.blenders, job)]
+        if any(n.may_write(job) for n in able):
+            return None
+        return outputs.waiting_reason(job.output, job.blend_file, [n.outputs for n in able])
 
     # -- nodes coming and going ---------------------------------------------------------------
 
@@ -164,6 +161,7 @@ class Farm:
         node = Node(
             cid, client.name, session, enabled, blenders=NodeBlenders.of(hello), warm=hello.warm
         )
+        node.outputs = OutputRoots(hello.output_roots, hello.output_beside_blend)
         self.nodes[cid] = node
         self.known.add(cid)
         (self.enabled.add if enabled else self.enabled.discard)(cid)
@@ -263,20 +261,23 @@ class Farm:
 
     def rejected(self, client_id: int, report: messages.Rejected) -> None:
         node = self.nodes.get(client_id)
+        name = node.name if node else "?"
         log.warning(
-            "client %d (%s) rejected chunk %s: %s",
-            client_id,
-            node.name if node else "?",
-            report.chunk_id,
-            report.reason,
+            "client %d (%s) rejected chunk %s: %s", client_id, name, report.chunk_id, report.reason
         )
         if report.chunk_id is not None:
             if report.file_version:
                 # The node read the file and has no Blender for it: the job learns its version.
                 self.scheduler.learn_version(report.chunk_id, report.file_version)
+            chunk = self.scheduler.held_by(client_id, report.chunk_id)
+            if report.outside_roots and chunk is not None:
+                chunk.job.unwritable.add(client_id)  # it may not write there: no more of it
             self.scheduler.give_back(
                 client_id, f"node rejected it: {report.reason}", report.chunk_id
             )
+            told = report.file_version or report.outside_roots  # it is offered no more of it
+            if told and self.busy_chunk(client_id) == report.chunk_id:
+                self.node_idle(client_id)  # so it is free for other work
         self.kick()
 
     def requeue_orphans(self) -> None:

@@ -185,6 +185,8 @@ class LiveJob:
     autoexec: bool = False
     manifest: str = ""
     """The SHA-256 of its manifest for a job whose files were uploaded; "" for shared storage."""
+    unwritable: set[int] = field(default_factory=set)
+    """Clients that refused its output as outside their output roots (memory only)."""
 
     @classmethod
     def from_row(cls, row: Any) -> LiveJob:

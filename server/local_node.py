@@ -56,6 +56,11 @@ class LocalNode:
             str(self.config.data_dir / "node"),
             # It renders the artist's own files on the artist's machine: their scripts may run.
             "--allow-autoexec",
+            # Where this farm's jobs render: the server's output root (jobs without `output`)
+            # and next to the artist's .blend (`//render/`, the add-on's usual output).
+            "--output-root",
+            str(self.config.output_root),
+            "--output-beside-blend",
         ]
         for blender in self.config.blender:
             cmd += ["--blender", blender]

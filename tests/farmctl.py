@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -170,9 +171,12 @@ class NodeProcess:
         blender: str = BLENDER,
         token: str | None = None,
         extra: list[str] | None = None,
+        output_roots: list[Path] | None = None,
     ) -> None:
         self.master = master
         self.name = name
+        # Tests render under the temporary folder: by default a test node may write there.
+        self.output_roots = [Path(tempfile.gettempdir())] if output_roots is None else output_roots
         self.work_dir = work_dir
         self.blender = blender
         self.token = token
@@ -196,6 +200,7 @@ class NodeProcess:
             self.blender,
             "--log-level",
             "DEBUG",
+            *[arg for root in self.output_roots for arg in ("--output-root", str(root))],
             *self.extra,
         ]
         if self.token:
