@@ -265,18 +265,18 @@ class Farm:
         log.warning(
             "client %d (%s) rejected chunk %s: %s", client_id, name, report.chunk_id, report.reason
         )
-        if report.chunk_id is not None:
+        chunk = self.scheduler.held_by(
+            client_id, -1 if report.chunk_id is None else report.chunk_id
+        )
+        if chunk is not None:  # a refusal of a chunk it does not hold changes nothing
             if report.file_version:
                 # The node read the file and has no Blender for it: the job learns its version.
-                self.scheduler.learn_version(report.chunk_id, report.file_version)
-            chunk = self.scheduler.held_by(client_id, report.chunk_id)
-            if report.outside_roots and chunk is not None:
+                self.scheduler.learn_version(chunk.id, report.file_version)
+            if report.outside_roots:
                 chunk.job.unwritable.add(client_id)  # it may not write there: no more of it
-            self.scheduler.give_back(
-                client_id, f"node rejected it: {report.reason}", report.chunk_id
-            )
+            self.scheduler.give_back(client_id, f"node rejected it: {report.reason}", chunk.id)
             told = report.file_version or report.outside_roots  # it is offered no more of it
-            if told and self.busy_chunk(client_id) == report.chunk_id:
+            if told and self.busy_chunk(client_id) == chunk.id:
                 self.node_idle(client_id)  # so it is free for other work
         self.kick()
 
