@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from brender.paths import path_problem
 from brender.wire import PROTOCOL_VERSION
 
 Raw = dict[str, Any]
@@ -248,7 +249,7 @@ def _roots(m: Raw) -> tuple[str, ...] | None:
     if (
         not isinstance(value, list)
         or len(value) > 64
-        or not all(isinstance(r, str) and r.startswith("/") for r in value)
+        or not all(isinstance(r, str) and path_problem(r) is None for r in value)
     ):
         raise MessageError("'output_roots' must be a list of absolute paths (at most 64)")
     return tuple(value)

@@ -129,15 +129,15 @@ class Farm:
         return [n.blenders for n in self.nodes.values() if n.enabled]
 
     def waiting(self, job_id: int) -> str | None:
-        """Why this job's queued frames wait for a node (its Blender, auto-exec, where it
-        may write), or None."""
+        """Why this job's queued frames wait for a node (Blender, auto-exec, output), or None."""
         job = self.scheduler.jobs.get(job_id)
         if job is None:
             return None
         why = waiting(job, self.online_blenders())
         if why is not None or not job.queue or not job.dispatchable:
             return why
-        able = [n for n in self.nodes.values() if n.enabled and blender_for(n.blenders, job)]
+        nodes = [n for n in self.nodes.values() if n.enabled]
+        able = [n for n in nodes if blender_for(n.blenders, job) is not None]
         if any(n.may_write(job) for n in able):
             return None
         return outputs.waiting_reason(job.output, job.blend_file, [n.outputs for n in able])
