@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from brender.paths import path_problem
 from brender.wire import PROTOCOL_VERSION
 
 Raw = dict[str, Any]
@@ -108,6 +109,8 @@ _OPTIONAL = frozenset(
         "samples",
         "total",
         "remaining",
+        "output_roots",
+        "outside_roots",
     )
 )
 """Fields left out of the line when None."""
@@ -209,6 +212,11 @@ class Hello(Message):
     warm: bool = False
     """It keeps Blender loaded between chunks of a file (node/warm.py): a chunk costs it no
     start-up, so automatic chunking gives it short ones (server/chunking.py)."""
+    output_roots: tuple[str, ...] | None = None
+    """The folders it may write frames under (its work dir and `--output-root`s,
+    brender.roots); None: it did not say (an older node), so it may be sent any output."""
+    output_beside_blend: bool = False
+    """It may also write under the folder of a job's .blend (`--output-beside-blend`)."""
 
     @classmethod
     def parse(cls, m: Raw) -> Hello:
@@ -229,7 +237,22 @@ class Hello(Message):
             blenders=_blenders(m),
             allow_autoexec=_bool(m, "allow_autoexec"),
             warm=_bool(m, "warm"),
+            output_roots=_roots(m),
+            output_beside_blend=_bool(m, "output_beside_blend"),
         )
+
+
+def _roots(m: Raw) -> tuple[str, ...] | None:
+    value = m.get("output_roots")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > 64
+        or not all(isinstance(r, str) and path_problem(r) is None for r in value)
+    ):
+        raise MessageError("'output_roots' must be a list of absolute paths (at most 64)")
+    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,10 +512,18 @@ class Rejected(Message):
     file_version: str | None = None
     """Set when the node read the file and none of its Blenders can open it: the version
     that saved it, which the master then keeps on the job."""
+    outside_roots: bool | None = None
+    """True: the order's output is outside the node's output roots: the master sends it no more
+    chunks of that job."""
 
     @classmethod
     def parse(cls, m: Raw) -> Rejected:
-        return cls(_opt_int(m, "chunk_id"), _str(m, "reason", ""), _opt_str(m, "file_version"))
+        return cls(
+            _opt_int(m, "chunk_id"),
+            _str(m, "reason", ""),
+            _opt_str(m, "file_version"),
+            _bool(m, "outside_roots") or None,
+        )
 
 
 # -- decoding by direction ----------------------------------------------------------------------

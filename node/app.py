@@ -94,6 +94,8 @@ async def run_node(
             blenders=tuple(messages.BlenderInfo(e.version, e.kind, e.devices) for e in engines),
             allow_autoexec=config.allow_autoexec,
             warm=runner_is_warm,
+            output_roots=tuple(config.roots),
+            output_beside_blend=config.output_beside_blend,
         )
 
     def on_order(message: messages.Message) -> None:
@@ -108,7 +110,14 @@ async def run_node(
         max_backoff=config.max_backoff,
         tls=config.tls,
     )
-    orders = OrderHandler(connection, runner, version, engines, config.allow_autoexec)
+    orders = OrderHandler(
+        connection,
+        runner,
+        version,
+        engines,
+        config.allow_autoexec,
+        roots=(config.roots, config.output_beside_blend),
+    )
     log.info("node %s (%s) serving the master at %s", config.name, node_id, config.master)
 
     serving = asyncio.create_task(connection.run(), name="connection")

@@ -7,7 +7,7 @@ is testable with a recorded log.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 FATAL_ERRORS = (
@@ -20,6 +20,9 @@ FATAL_ERRORS = (
 
 MAX_OUTPUT_LINE = 64 * 1024
 """Longer output lines are cut here; Blender's interesting lines are short."""
+
+MAX_REFUSED = 20
+"""Refused `Saved:` lines a tracker remembers (a script could print millions)."""
 
 _FRA = re.compile(r"^Fra:(-?\d+)\b")
 _FRA_TIME = re.compile(r"\|\s*Time:\s*(\d[\d:.]*)\s*\|")
@@ -239,10 +242,17 @@ class LogTracker:
 
     A `FrameSaved` is held back until Blender prints the frame's `Time:` line (or anything that
     shows it will not: the next frame, another save, the end), so it can carry Blender's own
-    render time.
+    render time. `check(frame, path)` says why a `Saved:` line is not the frame's file (None
+    when it is): such a line is not taken (a scene's script can print one), only noted in
+    `refused`, and the frame's real `Saved:` line still counts.
     """
 
-    def __init__(self, frames: Sequence[int] = (), start: float = 0.0) -> None:
+    def __init__(
+        self,
+        frames: Sequence[int] = (),
+        start: float = 0.0,
+        check: Callable[[int, str], str | None] | None = None,
+    ) -> None:
         self._ordered = list(frames)
         self._mark = start
         self._current: int | None = None
@@ -250,8 +260,11 @@ class LogTracker:
         self._saved: list[int] = []
         self._pending: _Pending | None = None
         self._last: FrameProgress | None = None
+        self._check = check
         self.first_error: str | None = None
         self.fatal_error: str | None = None
+        self.refused: list[str] = []
+        """Why `Saved:` lines were not taken (a file the order does not name)."""
 
     @property
     def frames_saved(self) -> list[int]:
@@ -289,6 +302,11 @@ class LogTracker:
         frame = self._current if self._current is not None else self._next_unsaved()
         # A second `Saved:` for the same frame is another view of it (stereo, multi-view).
         if frame is None or frame in self._saved:
+            return []
+        problem = self._check(frame, event.path) if self._check is not None else None
+        if problem is not None:
+            if len(self.refused) < MAX_REFUSED:
+                self.refused.append(problem)
             return []
         events = self._flush(now, None)
         self._saved.append(frame)

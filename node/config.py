@@ -62,6 +62,15 @@ class NodeConfig:
     """The most the cache of uploaded jobs' files may hold (`--cache-size`), bytes."""
     tls: ClientTLS | None = None
     """How the master's certificate is checked (`--master tls://…`); None: plain TCP."""
+    output_roots: tuple[Path, ...] = ()
+    """Folders besides the work dir it may write frames under (`--output-root`)."""
+    output_beside_blend: bool = False
+    """It may write under the folder of a job's .blend too (`--output-beside-blend`)."""
+
+    @property
+    def roots(self) -> list[str]:
+        """Every folder it may write frames under, the work dir first (brender.roots)."""
+        return list(dict.fromkeys(str(p) for p in (self.work_dir, *self.output_roots)))
 
     @property
     def blender_specs(self) -> list[str]:
@@ -154,6 +163,8 @@ def resolve(
     cache_size: str | None = None,
     tls_ca: str | None = None,
     tls_fingerprint: str | None = None,
+    output_roots: Sequence[str] | None = None,
+    output_beside_blend: bool | None = None,
 ) -> NodeConfig:
     """Flags (the arguments) win over the environment, which wins over the defaults.
 
@@ -193,7 +204,15 @@ def resolve(
         memory = int(_number(memory_text, "--warm-memory", float) * 2**20)
     else:
         memory = int(psutil.virtual_memory().total * DEFAULT_WARM_MEMORY_SHARE)
+    roots = list(output_roots or [])
+    if not roots and environ.get("BRENDER_OUTPUT_ROOTS"):
+        roots = [p for p in environ["BRENDER_OUTPUT_ROOTS"].split(os.pathsep) if p]
+    if output_beside_blend is None:
+        beside = environ.get("BRENDER_OUTPUT_BESIDE_BLEND", "")
+        output_beside_blend = beside.lower() in ("1", "true", "yes")
     return NodeConfig(
+        output_roots=tuple(Path(r).expanduser().absolute() for r in roots),
+        output_beside_blend=output_beside_blend,
         blender=found[0],
         more_blenders=tuple(dict.fromkeys(found[1:])),
         allow_autoexec=autoexec,

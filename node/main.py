@@ -57,6 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a file's Python scripts (drivers, startup scripts) when its job asks for it;"
         " without it every render gets --disable-autoexec and such jobs go to other nodes",
     )
+    add(
+        "--output-root",
+        metavar="DIR",
+        action="append",
+        help="a folder this node may write frames under, besides its work dir; give it again"
+        " for more (BRENDER_OUTPUT_ROOTS, separated by the path separator). A job whose output"
+        " is elsewhere is refused and goes to a node that may write there",
+    )
+    add(
+        "--output-beside-blend",
+        action="store_true",
+        default=None,
+        help="also write frames under the folder of each job's .blend (the local node does)",
+    )
     add("--name", help="this node's name on the farm (default: the host name)")
     add("--work-dir", metavar="DIR", help="where the node keeps its id and runs Blender")
     add(
@@ -132,6 +146,8 @@ def _configure(args: argparse.Namespace) -> NodeConfig:
         cache_size=args.cache_size,
         tls_ca=args.tls_ca,
         tls_fingerprint=args.tls_fingerprint,
+        output_roots=args.output_root,
+        output_beside_blend=args.output_beside_blend,
     )
     config.engines = sysinfo.engines(config.blender_specs)
     config.blender_version = config.engines[0].version

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from brender import blendfile, messages
+from brender import blendfile, messages, roots
 from brender.messages import Message
 from brender.node import sysinfo
 from brender.node.blender_log import Event, FrameProgress, FrameSaved, ProgressThrottle
@@ -64,8 +64,11 @@ class OrderHandler:
         blender_version: str,
         engines: Sequence[Engine] = (),
         allow_autoexec: bool = False,
+        roots: tuple[Sequence[str], bool] | None = None,
     ) -> None:
         self._outlet = outlet
+        self._roots = roots
+        """(folders it may write under, and whether beside a job's .blend too); None: anywhere."""
         self._runner = runner
         self._blender_version = blender_version
         self._engines = list(engines)
@@ -122,6 +125,13 @@ class OrderHandler:
         for what, path in (("blend_file", order.blend_file), ("output", order.output or "")):
             if path and (problem := path_problem(path, absolute=not inside)) is not None:
                 return messages.Rejected(order.chunk_id, f"the order's {what} {problem}")
+        if not inside and order.output and self._roots is not None:
+            allowed, beside = self._roots
+            outside = roots.refusal(
+                order.output, order.blend_file, allowed, beside, order.frames[0]
+            )
+            if outside is not None:
+                return messages.Rejected(order.chunk_id, outside, outside_roots=True)
         if order.autoexec and not self._allow_autoexec:
             return messages.Rejected(
                 order.chunk_id,

@@ -20,7 +20,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from brender.node.blender_log import Event, FrameSaved, LineSplitter, LogTracker
+from brender import framepath
+from brender.node.blender_log import MAX_REFUSED, Event, FrameSaved, LineSplitter, LogTracker
 from brender.node.chunk import ChunkResult, EventCallback, RenderOrder, is_contiguous
 from brender.node.engines import Engine
 
@@ -200,7 +201,7 @@ class BlenderRunner:
         if self._canceled:  # canceled while Blender was starting
             self._terminate()
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        tracker = LogTracker(order.frames, start=time.monotonic())
+        tracker = LogTracker(order.frames, start=time.monotonic(), check=saved_check(order))
         done: list[int] = []
         problems: list[str] = []
 
@@ -308,6 +309,37 @@ class BlenderRunner:
             os.killpg(proc.pid, sig)
 
 
+def saved_check(order: RenderOrder) -> Callable[[int, str], str | None] | None:
+    """What a `Saved:` line must name: the file the order's output pattern names for the
+    frame, as Blender resolves it (brender.framepath); None for an order without an output
+    (the scene's own, which the node cannot know)."""
+    output = order.output
+    if not output:
+        return None
+    logged = 0
+
+    def check(frame: int, path: str) -> str | None:
+        nonlocal logged
+        if framepath.names_frame(output, frame, order.format, path, order.blend_file):
+            return None
+        expected = framepath.expected_file(output, frame, order.format, order.blend_file)
+        logged += 1
+        if logged <= MAX_REFUSED:  # a scene's script could print millions
+            log.warning(
+                "chunk %d: ignored a `Saved:` line for frame %d naming %r, not %r",
+                order.chunk_id,
+                frame,
+                path,
+                expected,
+            )
+        return (
+            f"Blender's output said frame {frame} was saved to {path!r}, which is not the"
+            f" file the job's output names ({expected})"
+        )
+
+    return check
+
+
 def check_output(path: str, cwd: Path | None) -> str | None:
     """Why Blender's `Saved:` file is no good (missing or empty), or None."""
     full = Path(path)
@@ -346,8 +378,8 @@ def chunk_result(
         error = f"Blender printed nothing for {silence:g} s"
     elif tracker.first_error:
         error = short(tracker.first_error)
-    elif problems:
-        error = problems[0]
+    elif problems or tracker.refused:
+        error = [*problems, *tracker.refused][0]
     else:
         missing_text = ", ".join(str(f) for f in missing)
         if exit_code != 0:

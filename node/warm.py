@@ -37,6 +37,7 @@ from brender.node.runner import (
     check_output,
     chunk_result,
     describe_exit,
+    saved_check,
     short,
     spawn,
 )
@@ -212,7 +213,7 @@ class WarmRunner:
     ) -> ChunkResult | StartFailed:
         silence = order.timeout if order.timeout is not None else self.cold.silence_timeout
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        tracker = LogTracker(order.frames, start=time.monotonic())
+        tracker = LogTracker(order.frames, start=time.monotonic(), check=saved_check(order))
         done: list[int] = []
         problems: list[str] = []
 

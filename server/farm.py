@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import PeriodicCallback
 
-from brender import messages
-from brender.server import chunking, journal, movie, sizing
+from brender import messages, roots
+from brender.roots import OutputRoots
+from brender.server import chunking, journal, movie, reports, sizing
 from brender.server.blobs import BlobStore
+from brender.server.events import Events, Listener
 from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
+from brender.server.node_state import Node
 from brender.server.progress import FrameLive, ProgressBook
 from brender.server.scheduler import Scheduler, Sizer
 from brender.server.services import clients, outputs
@@ -55,23 +58,6 @@ class FarmSettings:
 
 
 @dataclass(eq=False)
-class Node:
-    """A connected node, as the farm keeps it."""
-
-    client_id: int
-    name: str
-    session: NodeSession
-    enabled: bool
-    chunk_id: int | None = None
-    job_id: int | None = None
-    blenders: NodeBlenders = field(default_factory=NodeBlenders)
-    warm: bool = False  # keeps Blender loaded between chunks (its hello says)
-
-
-Listener = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(eq=False)
 class Farm:
     settings: FarmSettings
     store: Store
@@ -80,7 +66,6 @@ class Farm:
     enabled: set[int] = field(default_factory=set)  # every enabled client, online or not
     known: set[int] = field(default_factory=set)  # every client row
     started_at: float = field(default_factory=time.time)
-    listeners: list[Listener] = field(default_factory=list)
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
     local_node: Callable[[], dict[str, Any]] | None = None
     """The state of `--local-node`'s process (server/local_node.py), when there is one."""
@@ -89,12 +74,13 @@ class Farm:
     stopping: bool = False
     live: ProgressBook = field(default_factory=ProgressBook)
     """The latest progress of each frame in flight (server/progress.py): memory only."""
-    _events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    _events_batch: int = -1
+    guard: reports.ReportGuard = field(default_factory=reports.ReportGuard)
+    """Frame reports refused per node (server/reports.py): memory only."""
     _kicked: bool = False
     _watchdog: PeriodicCallback | None = None
 
     def __post_init__(self) -> None:
+        self.events = Events(self.store)
         self.scheduler = Scheduler(self.store, self, self.emit)
         self.scheduler.endgame = self._endgame
         self.finisher = movie.Finisher(self._frame_files, self.scheduler.movie_ended)
@@ -137,18 +123,27 @@ class Farm:
     def blender_for(self, client_id: int, job: LiveJob) -> str | None:
         """Which of the node's Blenders renders this job (server/versions.py); None: none."""
         node = self.nodes.get(client_id)
-        return None if node is None else blender_for(node.blenders, job)
+        if node is None or not node.may_write(job):
+            return None
+        return blender_for(node.blenders, job)
 
     def online_blenders(self) -> list[NodeBlenders]:
         """The Blenders of each node that may take work now (connected and enabled)."""
         return [n.blenders for n in self.nodes.values() if n.enabled]
 
     def waiting(self, job_id: int) -> str | None:
-        """Why this job's queued frames wait for a node (its Blender, auto-exec), or None."""
+        """Why this job's queued frames wait for a node (Blender, auto-exec, output), or None."""
         job = self.scheduler.jobs.get(job_id)
         if job is None:
             return None
-        return waiting(job, self.online_blenders())
+        why = waiting(job, self.online_blenders())
+        if why is not None or not job.queue or not job.dispatchable:
+            return why
+        nodes = [n for n in self.nodes.values() if n.enabled]
+        able = [n for n in nodes if blender_for(n.blenders, job) is not None]
+        if any(n.may_write(job) for n in able):
+            return None
+        return roots.waiting_reason(job.output, job.blend_file, [n.outputs for n in able])
 
     # -- nodes coming and going ---------------------------------------------------------------
 
@@ -169,6 +164,7 @@ class Farm:
         node = Node(
             cid, client.name, session, enabled, blenders=NodeBlenders.of(hello), warm=hello.warm
         )
+        node.outputs = OutputRoots(hello.output_roots, hello.output_beside_blend)
         self.nodes[cid] = node
         self.known.add(cid)
         (self.enabled.add if enabled else self.enabled.discard)(cid)
@@ -233,7 +229,7 @@ class Farm:
         if chunk is None or report.frame not in chunk.frames or report.frame in chunk.done:
             return
         entry = self.live.report(chunk.job.id, client_id, report)
-        self._tell(
+        self.events.tell(
             [
                 (
                     "progress",
@@ -252,28 +248,39 @@ class Farm:
         return [cid for cid, node in self.nodes.items() if node.job_id == job_id]
 
     def frame_saved(self, client_id: int, report: messages.FrameDone) -> None:
+        """A node's frame report: counted only for a frame of the chunk it holds and only
+        with that frame's file (server/reports.py); refused (and counted) otherwise."""
         node = self.nodes.get(client_id)
-        if node is not None and node.job_id is not None and report.chunk_id == node.chunk_id:
-            self.speeds.record(node.job_id, client_id, report.render_time)
-        if self.scheduler.frame_saved(client_id, report):
+        name = node.name if node is not None else "?"
+        chunk = self.scheduler.held_by(client_id, report.chunk_id)
+        if chunk is not None and not self.guard.allows(client_id, name, chunk, report):
+            self.emit("client", {"id": client_id})  # its refused_reports count moved
+        elif not self.scheduler.frame_saved(client_id, report):
+            self.guard.ignored(client_id, name, report)
+        else:
+            if node is not None and node.job_id is not None:
+                self.speeds.record(node.job_id, client_id, report.render_time)
             self.emit("frame", {"chunk_id": report.chunk_id, "number": report.frame})
 
     def rejected(self, client_id: int, report: messages.Rejected) -> None:
         node = self.nodes.get(client_id)
+        name = node.name if node else "?"
         log.warning(
-            "client %d (%s) rejected chunk %s: %s",
-            client_id,
-            node.name if node else "?",
-            report.chunk_id,
-            report.reason,
+            "client %d (%s) rejected chunk %s: %s", client_id, name, report.chunk_id, report.reason
         )
-        if report.chunk_id is not None:
+        chunk = self.scheduler.held_by(
+            client_id, -1 if report.chunk_id is None else report.chunk_id
+        )
+        if chunk is not None:  # a refusal of a chunk it does not hold changes nothing
             if report.file_version:
                 # The node read the file and has no Blender for it: the job learns its version.
-                self.scheduler.learn_version(report.chunk_id, report.file_version)
-            self.scheduler.give_back(
-                client_id, f"node rejected it: {report.reason}", report.chunk_id
-            )
+                self.scheduler.learn_version(chunk.id, report.file_version)
+            if report.outside_roots:
+                chunk.job.unwritable.add(client_id)  # it may not write there: no more of it
+            self.scheduler.give_back(client_id, f"node rejected it: {report.reason}", chunk.id)
+            told = report.file_version or report.outside_roots  # it is offered no more of it
+            if told and self.busy_chunk(client_id) == chunk.id:
+                self.node_idle(client_id)  # so it is free for other work
         self.kick()
 
     def requeue_orphans(self) -> None:
@@ -398,23 +405,12 @@ class Farm:
                 node.session.post(messages.Cancel(chunk_id))
 
     def emit(self, kind: str, data: dict[str, Any]) -> None:
-        """Tell every listener (the WebSocket feed) once the change is committed, so a page
-        that reads on the event reads the change; one that fails does not stop the rest."""
-        if not self.listeners:
-            return
-        if self._events_batch != self.store.batch_no or not self._events:
-            events: list[tuple[str, dict[str, Any]]] = []
-            self._events, self._events_batch = events, self.store.batch_no
-            self.store.after_commit(lambda: self._tell(events))
-        self._events.append((kind, data))
+        """Tell every listener (the WebSocket feed) once the change is committed."""
+        self.events.emit(kind, data)
 
-    def _tell(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        for kind, data in events:
-            for listener in list(self.listeners):
-                try:
-                    listener(kind, data)
-                except Exception:
-                    log.exception("a %s event listener failed", kind)
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.events.listeners
 
     def busy_chunk(self, client_id: int) -> int | None:
         node = self.nodes.get(client_id)

@@ -150,6 +150,9 @@ class LiveChunk:
     frame_end: int = 0
     done: dict[int, float] = field(default_factory=dict)
     """Running: the frames reported saved, and when (for their attempt rows)."""
+    ordered: tuple[str, str, str] | None = None
+    """Running: the job's (output, format, blend file) when the chunk was sent, which its
+    frame reports are checked against (server/reports.py); None: the job's own."""
 
     def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
         return (self.frames[0], self.id) < (other.frames[0], other.id)
@@ -213,6 +216,8 @@ class LiveJob:
     movie: MovieSpec | None = None
     """The movie its frames become once all are done (server/movie.py), if the scene asked."""
     movie_status: str = ""
+    unwritable: set[int] = field(default_factory=set)
+    """Clients that refused its output as outside their output roots (memory only)."""
 
     @classmethod
     def from_row(cls, row: Any) -> LiveJob:

@@ -57,6 +57,11 @@ class LocalNode:
             str(self.config.data_dir / "node"),
             # It renders the artist's own files on the artist's machine: their scripts may run.
             "--allow-autoexec",
+            # Where this farm's jobs render: the server's output root (jobs without `output`)
+            # and next to the artist's .blend (`//render/`, the add-on's usual output).
+            "--output-root",
+            str(self.config.output_root),
+            "--output-beside-blend",
         ]
         if self.config.tls_cert:
             # The server's own certificate, pinned: it need not name 127.0.0.1 nor be signed.

@@ -163,6 +163,7 @@ class Scheduler(Finishing):
             exit_code=None,
             frames=sent,
             done={},
+            ordered=(job.output, job.format, job.blend_file),
         )
         self._track(chunk)
         job.running[chunk.id] = chunk
@@ -237,16 +238,11 @@ class Scheduler(Finishing):
 
     def frame_saved(self, client_id: int, report: messages.FrameDone) -> bool:
         """Record a saved frame of the chunk this node holds; False for anything else
-        (a duplicate, a frame of another chunk, a chunk it no longer holds)."""
+        (a duplicate, a frame of another chunk, a chunk it no longer holds). Whether its file
+        is the frame's is the caller's to check (server/reports.py)."""
         chunk = self.held_by(client_id, report.chunk_id)
         number = report.frame
         if chunk is None or number in chunk.done or number not in chunk.frames:
-            log.info(
-                "ignored report of frame %d (chunk %d) from client %d: not a frame it renders",
-                number,
-                report.chunk_id,
-                client_id,
-            )
             return False
         stamp = chunk.done[number] = now()
         self.frames_to(

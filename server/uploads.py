@@ -297,15 +297,15 @@ class FrameHandler(FileHandler):
             name = check_path(self.get_query_argument("name", ""))
             if "/" in name:
                 raise ManifestError("a file name, not a path")
-            output = packed.frame_target(self.farm.scheduler.jobs.get(job_id), job_id, number)
+            live = self.farm.scheduler.jobs.get(job_id)
+            self.target = packed.frame_target(live, job_id, number, name)
         except ManifestError as exc:
             return self.fail(422, "invalid_value", f"'name': {exc}")
         except FarmError as exc:
             return self.fail_with(exc)
         self.request.connection.set_max_body_size(self.store.max_file + 1)  # type: ignore[union-attr]
-        folder = Path(output).parent
+        folder = self.target.parent
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        self.target = folder / name
         self.part = open(folder / f".{name}.{number}.part", "wb")  # noqa: SIM115
         self.digest = hashlib.sha256()
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -23,7 +24,16 @@ from typing import Any
 import psutil
 from blender_scene import BLENDER
 
+from brender import framepath
+
 START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
+
+
+def frame_file(order: dict[str, Any], frame: int) -> str:
+    """The file a `render` order's output names for `frame` (what a node must report)."""
+    return framepath.expected_file(
+        order["output"], frame, order.get("format"), order.get("blend_file")
+    )
 
 
 def wait_for(
@@ -165,9 +175,12 @@ class NodeProcess:
         blender: str = BLENDER,
         token: str | None = None,
         extra: list[str] | None = None,
+        output_roots: list[Path] | None = None,
     ) -> None:
         self.master = master
         self.name = name
+        # Tests render under the temporary folder: by default a test node may write there.
+        self.output_roots = [Path(tempfile.gettempdir())] if output_roots is None else output_roots
         self.work_dir = work_dir
         self.blender = blender
         self.token = token
@@ -191,6 +204,7 @@ class NodeProcess:
             self.blender,
             "--log-level",
             "DEBUG",
+            *[arg for root in self.output_roots for arg in ("--output-root", str(root))],
             *self.extra,
         ]
         if self.token:

@@ -18,7 +18,16 @@ from typing import Any
 import psutil
 import pytest
 from blender_scene import make_scene
-from farmctl import NodeProcess, ServerProcess, TcpApi, job_frames, job_status, stop_all, wait_for
+from farmctl import (
+    NodeProcess,
+    ServerProcess,
+    TcpApi,
+    frame_file,
+    job_frames,
+    job_status,
+    stop_all,
+    wait_for,
+)
 from fault_blender import fault_blender
 
 pytestmark = pytest.mark.blender
@@ -423,14 +432,15 @@ class RawNode:
         self.file.close()
         self.sock.close()
 
-    def report(self, chunk_id: int, frames: list[int], ok: bool = True) -> None:
+    def report(self, order: dict[str, Any], frames: list[int], ok: bool = True) -> None:
+        chunk_id = order["chunk_id"]
         for n in frames:
             self.send(
                 {
                     "type": "frame",
                     "chunk_id": chunk_id,
                     "frame": n,
-                    "output_file": f"/fake/{n:04d}.png",
+                    "output_file": frame_file(order, n),
                     "render_time": 0.1,
                 }
             )
@@ -466,15 +476,15 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
         )
         a = RawNode(server.tcp_port, "a")
         first = a.expect("render")
-        a.report(first["chunk_id"], first["frames"])
-        a.report(first["chunk_id"], first["frames"])  # the same reports again, resent
+        a.report(first, first["frames"])
+        a.report(first, first["frames"])  # the same reports again, resent
         second = a.expect("render")
         a.send(
             {
                 "type": "frame",
                 "chunk_id": second["chunk_id"],
                 "frame": second["frames"][0],
-                "output_file": "/fake/early.png",
+                "output_file": frame_file(second, second["frames"][0]),
                 "render_time": 0.1,
             }
         )
@@ -495,7 +505,7 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
             }
         )
         b.send({"type": "frame", "chunk_id": 999999, "frame": 1, "output_file": "/x"})
-        b.report(third["chunk_id"], third["frames"])
+        b.report(third, third["frames"])
         final = wait_for(
             lambda: (j := job_status(api, job["id"]))["status"] == "completed" and j,
             20,
@@ -504,8 +514,8 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
         frames = job_frames(api, job["id"])
         assert [f["status"] for f in frames] == ["done"] * 6
         assert [f["attempts"] for f in frames] == [1] * 6
-        assert frames[0]["output_file"] == "/fake/0001.png"
-        assert frames[3]["output_file"] == "/fake/early.png"
+        assert frames[0]["output_file"] == frame_file(first, 1)
+        assert frames[3]["output_file"] == frame_file(second, 4)
         status = api.ok({"item": "server", "action": "status"})
         assert status["frames"] == {"done": 6} and status["jobs"] == {"completed": 1}
         assert final["frames"]["done"] == 6

@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from farmctl import ServerProcess, wait_for
+from farmctl import ServerProcess, frame_file, wait_for
 
 NODES = 20
 FRAMES = 1000
@@ -65,7 +65,7 @@ class SimNode:
             self.seq += 1
             self.sent[self.seq] = frame
             self.send({"type": "frame", "chunk_id": chunk, "frame": frame, "seq": self.seq,
-                       "output_file": f"/sim/{frame:04d}.png", "render_time": 0.0})  # fmt: skip
+                       "output_file": frame_file(order, frame), "render_time": 0.0})  # fmt: skip
         self.seq += 1
         self.sent[self.seq] = -1  # the chunk's end: no frame of its own
         self.send({"type": "chunk_done", "chunk_id": chunk, "ok": True, "exit_code": 0,

@@ -19,6 +19,7 @@ def _live(farm: Farm, row: dict[str, Any]) -> dict[str, Any]:
     chunk_id = farm.busy_chunk(row["id"])
     row["busy"] = chunk_id is not None
     row["chunk_id"] = chunk_id
+    row["refused_reports"] = farm.guard.count(row["id"])
     return row
 
 

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from brender import framepath
 from brender.blendfile import BlendFileError, read_version
 from brender.manifest import SHA256, Manifest, ManifestError, check_path
 from brender.server.blobs import BlobStore
 from brender.server.errors import Conflict, FarmError, InvalidValue, NotFound
 from brender.server.live import LiveJob
 from brender.server.models import Frame, Job
+from brender.server.reports import ordered_output
 from brender.server.states import FrameStatus
 
 UPLOAD = "upload"
@@ -113,11 +115,13 @@ def uploaded_jobs(job_ids: list[int]) -> list[Uploaded]:
     return found
 
 
-def frame_target(live: LiveJob | None, job_id: int, number: int) -> str:
-    """The output pattern a node's frame `number` of `job_id` is stored by: only an uploaded
+def frame_target(live: LiveJob | None, job_id: int, number: int, name: str) -> Path:
+    """Where a node's file `name` for frame `number` of `job_id` is stored: only an uploaded
     job's frame that is rendering (in a running chunk, not reported yet) is taken, from any
-    node holding the token. Conflict otherwise: a frame requeued, done, or of a job that is
-    gone must not overwrite what another node renders or rendered."""
+    node holding the token, and only under the name the job's output pattern gives that frame
+    (brender.framepath), so no frame's file can overwrite another's. Conflict otherwise: a
+    frame requeued, done, or of a job that is gone must not overwrite what another node
+    renders or rendered; InvalidValue for another name."""
     if live is None:
         row = Job.select(Job.status, Job.storage).where(Job.id == job_id).first()
         if row is None:
@@ -129,7 +133,12 @@ def frame_target(live: LiveJob | None, job_id: int, number: int) -> str:
         raise Conflict(f"job {job_id} renders to shared storage")
     for chunk in live.running.values():
         if number in chunk.frames and number not in chunk.done:
-            return live.output
+            output, file_format, _ = ordered_output(chunk)
+            target = Path(output).parent / name
+            if not framepath.names_frame(output, number, file_format, str(target)):
+                expected = Path(framepath.expected_file(output, number, file_format)).name
+                raise InvalidValue(f"'name': frame {number}'s file is {expected!r}, not {name!r}")
+            return target
     raise Conflict(f"frame {number} of job {job_id} is not rendering: it takes no file now")
 
 

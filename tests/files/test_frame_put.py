@@ -65,9 +65,11 @@ def submit_uploaded(server: ServerProcess, shot: str = "x") -> int:
     return int(answer["data"]["id"])
 
 
-def put_frame(server: ServerProcess, job: int, n: int, **headers: str) -> tuple[int, Any]:
-    return call(server, "PUT", f"/frames/{job}/{n}?name={n:04d}.png", b"png" * 100,
-                {**AUTH, **headers})  # fmt: skip
+def put_frame(
+    server: ServerProcess, job: int, n: int, name: str = "", **headers: str
+) -> tuple[int, Any]:
+    return call(server, "PUT", f"/frames/{job}/{n}?name={name or f'{n:04d}.png'}",
+                b"png" * 100, {**AUTH, **headers})  # fmt: skip
 
 
 def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path: Path) -> None:
@@ -91,8 +93,21 @@ def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path:
         assert put_frame(server, job, 1)[0] == 201
         status, answer = put_frame(server, job, 2)  # frame 2 is still queued
         assert status == 409 and "frame 2 of job" in answer["error"]["message"], answer
+        # Only under the name the job's pattern gives frame 1: no other frame's file, no other
+        # file of the folder.
+        for name in ("0002.png", "0001.exr", "x.png", "00001.png"):
+            status, answer = put_frame(server, job, 1, name)
+            assert status == 422, (name, answer)
+            assert "frame 1's file is '0001.png'" in answer["error"]["message"], answer
+        # A report naming another file than the one stored is refused (server/reports.py).
         node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
-                   "output_file": stored, "render_time": 0.1, "seq": 1})  # fmt: skip
+                   "output_file": str(Path(stored).with_name("0002.png")),
+                   "render_time": 0.1, "seq": 1})  # fmt: skip
+        node.send({"type": "ping", "t": 1.0})
+        node.read("pong")
+        assert put_frame(server, job, 1)[0] == 201, "the refused report left frame 1 rendering"
+        node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
+                   "output_file": stored, "render_time": 0.1, "seq": 2})  # fmt: skip
         # Reported: the frame is done, it takes no other file.
         wait_for(lambda: put_frame(server, job, 1)[0] == 409, 10, what="frame 1 refused once done")
     finally:

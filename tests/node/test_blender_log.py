@@ -21,6 +21,8 @@ from brender.node.blender_log import (
     parse_duration,
     parse_line,
 )
+from brender.node.chunk import RenderOrder
+from brender.node.runner import saved_check
 
 RECORDED = Path(__file__).parent.parent / "data" / "blender-3.4-two-frames.log"
 
@@ -50,6 +52,29 @@ def test_recorded_log_two_frames() -> None:
     ]
     assert tracker.frames_saved == [1, 2]
     assert tracker.first_error is None
+
+
+def test_forged_saved_lines_are_not_taken_and_the_real_one_is() -> None:
+    lines = RECORDED.read_text().splitlines()
+    # A scene's script prints a fake save as each frame starts (a frame_change handler).
+    forged: list[str] = []
+    started: set[int] = set()
+    for line in lines:
+        fra = parse_line(line)
+        if isinstance(fra, FraLine) and fra.frame not in started:
+            started.add(fra.frame)
+            forged += [f"Fra:{fra.frame} Mem:1M | forged", "Saved: '/etc/passwd'", " Time: 0.01"]
+        forged.append(line)
+    order = RenderOrder(chunk_id=1, blend_file="/p/a.blend", frames=(1, 2),
+                        output="/tmp/bt/out/####", format="PNG")  # fmt: skip
+    tracker = LogTracker([1, 2], check=saved_check(order))
+    saved = [e for e in feed_all(tracker, forged) if isinstance(e, FrameSaved)]
+    assert [(e.frame, e.path) for e in saved] == [
+        (1, "/tmp/bt/out/0001.png"),
+        (2, "/tmp/bt/out/0002.png"),
+    ]
+    assert len(tracker.refused) == 2
+    assert "'/etc/passwd', which is not the file the job's output names" in tracker.refused[0]
 
 
 def test_recorded_log_lines() -> None:

@@ -118,6 +118,7 @@ def test_sigterm_while_rendering_stops_blender_and_exits_0(
             env = clean_env(
                 BRENDER_MASTER=f"127.0.0.1:{port}", BRENDER_NODE_NAME="env-node",
                 BRENDER_WORK_DIR=str(work), BRENDER_BLENDER=blender, BRENDER_THREADS="1",
+                BRENDER_OUTPUT_ROOTS=f"/nonexistent{os.pathsep}{tmp_path / 'out'}",
             )  # fmt: skip
             async with node_process(env=env) as proc:
                 assert proc.stdout is not None

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import logging
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ def slow_scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_config(blender: str, port: int, work_dir: Path, **extra: Any) -> NodeConfig:
+    # Tests render under the temporary folder: the node may write there.
+    extra.setdefault("output_roots", (Path(tempfile.gettempdir()),))
     return NodeConfig(
         blender=blender, work_dir=work_dir, name="test-node", host="127.0.0.1", port=port,
         max_backoff=1.0, **extra,

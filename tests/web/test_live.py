@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 from farmctl import ServerProcess
 from PIL import Image
-from web_helpers import DONE_RGB, Dashboard, FakeNode, painted_grid
+from web_helpers import DONE_RGB, Dashboard, FakeNode, painted_grid, saving
 
 FRAMES = 10000
 
@@ -79,7 +79,7 @@ def test_a_10000_frame_job_finishing_live_in_the_page(
     load_time = time.monotonic() - started
 
     page.evaluate(PROBE)
-    node = FakeNode(server.tcp_port, "fast", lambda n: str(picture))
+    node = FakeNode(server.tcp_port, "fast", saving(picture))
     try:
         burst = time.monotonic()
         calls_before = len(api_calls)
@@ -165,7 +165,7 @@ def test_failed_frames_show_their_reason_and_log_and_can_be_requeued(
 ) -> None:
     picture = tmp_path / "frame.png"
     Image.new("RGB", (64, 64), (200, 200, 200)).save(picture)
-    node = FakeNode(server.tcp_port, "flaky", lambda n: str(picture), fail_once={5})
+    node = FakeNode(server.tcp_port, "flaky", saving(picture), fail_once={5})
     try:
         job = ok(
             server,

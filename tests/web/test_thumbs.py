@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from farmctl import ServerProcess, wait_for
+from farmctl import ServerProcess, frame_file, wait_for
 from PIL import Image
 from web_helpers import Dashboard, FakeNode
 
@@ -98,12 +98,20 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
     out = base / "out"
     out.mkdir()
     Image.new("RGBA", (256, 144), (30, 90, 200, 255)).save(out / "0001.png")
-    (out / "0002.exr").write_bytes(b"v/1\x01" + b"\0" * 100)
     server = ServerProcess(base / "server", token=TOKEN).start()
-    names = {1: "0001.png", 2: "0002.exr", 3: "0003.png"}  # 0003.png is never written
+
+    def save(order: dict[str, Any], n: int) -> str:
+        if "/sub/" in order["output"]:
+            return str(out / "0001.png")  # a file outside the job's folder: refused
+        target = Path(frame_file(order, n))
+        if target.suffix == ".exr":
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(b"v/1\x01" + b"\0" * 100)
+        return str(target)  # out/0002.png is never written
+
     node: FakeNode | None = None
     try:
-        node = FakeNode(server.tcp_port, "fake", lambda n: str(out / names[n]), token=TOKEN)
+        node = FakeNode(server.tcp_port, "fake", save, token=TOKEN)
         yield server, out
     finally:
         if node is not None:
@@ -136,15 +144,17 @@ def test_the_route_serves_thumbnails_to_the_token_holder(
 ) -> None:
     server, out = farm
     base = {"project": "t", "sequence": "s", "shot": "a", "blend_file": "/x.blend"}
-    frames = frames_of(server, **base, frame_start=1, frame_end=3, chunk_size=3,
+    frames = frames_of(server, **base, frame_start=1, frame_end=2, chunk_size=2,
                        output=str(out / "####"))  # fmt: skip
+    frames += frames_of(server, **{**base, "shot": "exr"}, frame_start=1, frame_end=1,
+                        output=str(out / "exr" / "####"), format="OPEN_EXR")  # fmt: skip
 
     def all_done() -> bool:
-        rows = frames_of_job(server, frames[0]["job_id"])
+        rows = [f for job in {f["job_id"] for f in frames} for f in frames_of_job(server, job)]
         return all(f["status"] == "done" for f in rows)
 
     wait_for(all_done, 20, what="the stand-in node to report 3 frames")
-    png, exr, missing = (f["id"] for f in frames)
+    png, missing, exr = (f["id"] for f in frames)
 
     status, headers, body = get(f"{server.http_url}/thumb/{png}?size=128")
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
@@ -198,20 +208,28 @@ def test_the_route_refuses_and_explains(farm: tuple[ServerProcess, Path]) -> Non
     assert status == 422
 
 
-def test_only_files_in_the_jobs_own_folder_are_shown(farm: tuple[ServerProcess, Path]) -> None:
+def test_a_frame_reported_outside_its_jobs_folder_is_not_taken(
+    farm: tuple[ServerProcess, Path], context: Any
+) -> None:
     # The stand-in node reports out/0001.png, a real image, for a job whose output is out/sub:
-    # a node may say anything; the server shows only what is in the job's own folder.
+    # the server refuses the report (server/reports.py), so the frame has no file to show.
     server, out = farm
     base = {"project": "t", "sequence": "s", "shot": "c", "blend_file": "/x.blend"}
-    [frame] = frames_of(server, **base, frame_start=1, frame_end=1,
+    [frame] = frames_of(server, **base, frame_start=1, frame_end=1, max_attempts=1,
                         output=str(out / "sub" / "####"))  # fmt: skip
 
-    def done() -> bool:
-        return frames_of_job(server, frame["job_id"])[0]["status"] == "done"
+    def failed() -> bool:
+        return frames_of_job(server, frame["job_id"])[0]["status"] == "failed"
 
-    wait_for(done, 20, what="the stand-in node to report the frame")
+    wait_for(failed, 20, what="the frame to fail: its report was refused")
+    [client] = server.http({"item": "client", "action": "read"})["data"]
+    assert client["refused_reports"] >= 1
     status, _, body = get(f"{server.http_url}/thumb/{frame['id']}")
-    assert status == 404 and "in its job's folder" in json.loads(body)["error"]["message"]
+    assert status == 404, body
+    # The Nodes page shows the count.
+    page = Dashboard(context.new_page(), server.http_url, TOKEN).open("#/nodes")
+    cell = page.locator("tr[data-name='fake'] .refused")
+    cell.filter(has_text=f"{client['refused_reports']} reports").wait_for()
 
 
 def test_the_page_never_puts_the_token_in_an_address(

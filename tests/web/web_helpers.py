@@ -13,6 +13,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from farmctl import frame_file
+
+Saver = Callable[[dict[str, Any], int], str]
+"""What a stand-in node reports as frame `n` of a `render` order (and puts there, if anything)."""
+
+
+def saving(picture: Path) -> Saver:
+    """Report each frame's own file (the order's output pattern), a hard link to `picture`."""
+
+    def save(order: dict[str, Any], n: int) -> str:
+        target = Path(frame_file(order, n))
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(picture, target)
+        return str(target)
+
+    return save
+
+
 CHROMIUM = os.environ.get("BRENDER_TEST_CHROMIUM", "/usr/bin/chromium")
 # Root needs --no-sandbox; the rest keeps Chromium from reaching out (this network is closed).
 CHROMIUM_ARGS = [
@@ -65,13 +84,14 @@ def painted_grid(page: Any, total: int, rgb: tuple[int, int, int], timeout: floa
 
 class FakeNode:
     """Speaks the node protocol (docs/protocol.md) and reports every ordered frame as saved at
-    once, with `output_file(frame)` as its file. Only for load: real rendering is NodeProcess."""
+    once, with `output_file(order, frame)` as its file. Only for load: real rendering is
+    NodeProcess."""
 
     def __init__(
         self,
         port: int,
         name: str,
-        output_file: Callable[[int], str],
+        output_file: Saver,
         token: str | None = None,
         fail_once: set[int] | None = None,
     ) -> None:
@@ -129,7 +149,7 @@ class FakeNode:
                     "type": "frame",
                     "chunk_id": chunk_id,
                     "frame": frame,
-                    "output_file": self.output_file(frame),
+                    "output_file": self.output_file(order, frame),
                     "render_time": 0.01,
                 }
             )

@@ -4,7 +4,7 @@ import { ask, askAll, serverNow } from "./api.js";
 import { actionButton, badge, fill, h, notify, setText, updateBadge } from "./dom.js";
 import { ago, bytes, refresher } from "./format.js";
 
-const COLUMNS = ["Name", "Enabled", "Online", "Work", "Blender", "CPUs", "Memory", "Last seen", ""];
+const COLUMNS = ["Name", "Enabled", "Online", "Work", "Blender", "CPUs", "Memory", "Last seen", "Refused", ""];
 
 function cell(label, ...children) {
   return h("td", { dataset: { label } }, ...children);
@@ -63,6 +63,7 @@ export function nodes() {
     const parts = {
       name: h("strong"), host: h("small"), status: badge(""), online: h("span.online"),
       work: h("span.work"), blender: h("span"), cpus: h("span"), memory: h("span"), seen: h("span"),
+      refused: h("span.refused"),
     };
     let current = null;
     parts.toggle = actionButton("", async () => {
@@ -80,6 +81,7 @@ export function nodes() {
       cell("CPUs", parts.cpus),
       cell("Memory", parts.memory),
       cell("Last seen", parts.seen),
+      cell("Refused", parts.refused),
       cell("", parts.toggle));
     row.parts = parts;
     row.setClient = (c) => { current = c; };
@@ -109,6 +111,10 @@ export function nodes() {
     setText(p.cpus, c.cpus || "—");
     setText(p.memory, bytes(c.memory));
     setText(p.seen, c.online ? "now" : ago(c.last_seen, now));
+    // Frame reports the server refused since it started (server/reports.py).
+    setText(p.refused, c.refused_reports ? `${c.refused_reports} reports` : "—");
+    p.refused.title = c.refused_reports
+      ? "frame reports for frames this node does not hold, or files its job does not name" : "";
     setText(p.toggle, c.status === "enabled" ? "Disable" : "Enable");
     p.toggle.dataset.action = c.status === "enabled" ? "disable" : "enable";
   }

@@ -1,0 +1,97 @@
+"""Which frame reports a node may make, and what the farm does with one it may not.
+
+A `frame` report counts only for a frame of the chunk the node holds now and only when its
+file is the one the chunk's output pattern names for that frame, resolved as Blender resolves
+it (brender.framepath): for an uploaded job that is the file in the job's folder of the
+server's store, where `PUT /frames/…` put it (services/packed.py checks the PUT the same
+way). Anything else is refused: logged at most once a minute per node (with how many were
+refused meanwhile) and counted for the node, in memory (`refused_reports` on its
+`client read` row; it starts again from 0 when the server restarts).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from brender import framepath, messages
+from brender.server.live import LiveChunk
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 60.0
+"""Seconds between two log lines about one node's refused reports."""
+
+
+def ordered_output(chunk: LiveChunk) -> tuple[str, str, str]:
+    """(output pattern, format, blend file) the chunk was sent with (the job's, when it was
+    not sent by this server: reclaimed after a restart)."""
+    job = chunk.job
+    return chunk.ordered or (job.output, job.format, job.blend_file)
+
+
+def refusal(chunk: LiveChunk, report: messages.FrameDone) -> str | None:
+    """Why this report, for a chunk the node holds, cannot be true; None when it may be."""
+    number = report.frame
+    if number not in chunk.frames:
+        return f"frame {number} is not one of chunk {chunk.id}'s"
+    output, file_format, blend_file = ordered_output(chunk)
+    if not framepath.names_frame(output, number, file_format, report.output_file, blend_file):
+        expected = framepath.expected_file(output, number, file_format, blend_file)
+        return (
+            f"frame {number} of chunk {chunk.id} was reported saved to"
+            f" {report.output_file!r}, not to {expected!r}"
+        )
+    return None
+
+
+@dataclass
+class _Quiet:
+    logged_at: float
+    held_back: int = 0
+
+
+@dataclass
+class ReportGuard:
+    """The count of refused reports per node, and a log that says so once a minute."""
+
+    refused: dict[int, int] = field(default_factory=dict)
+    _quiet: dict[int, _Quiet] = field(default_factory=dict)
+
+    def allows(
+        self, client_id: int, name: str, chunk: LiveChunk, report: messages.FrameDone
+    ) -> bool:
+        """Whether this report of a chunk the node holds may be true; refused and counted
+        when it may not."""
+        reason = refusal(chunk, report)
+        if reason is None:
+            return True
+        self.refused[client_id] = self.refused.get(client_id, 0) + 1
+        self.note(client_id, f"refused a frame report from client {client_id} ({name}): {reason}")
+        return False
+
+    def ignored(self, client_id: int, name: str, report: messages.FrameDone) -> None:
+        """A duplicate or a chunk the node no longer holds (a resend after a reconnect is
+        one): not counted, logged as the refused are."""
+        self.note(
+            client_id,
+            f"ignored a report of frame {report.frame} (chunk {report.chunk_id}) from client"
+            f" {client_id} ({name}): not a frame it renders now",
+            logging.INFO,
+        )
+
+    def note(self, client_id: int, text: str, level: int = logging.WARNING) -> None:
+        """Log `text` unless this node was logged about less than a minute ago."""
+        clock = time.monotonic()
+        quiet = self._quiet.get(client_id)
+        if quiet is not None and clock - quiet.logged_at < LOG_EVERY:
+            quiet.held_back += 1
+            return
+        held = quiet.held_back if quiet is not None else 0
+        more = f" (and {held} more in the last minute, not logged)" if held else ""
+        log.log(level, "%s%s", text, more)
+        self._quiet[client_id] = _Quiet(clock)
+
+    def count(self, client_id: int) -> int:
+        return self.refused.get(client_id, 0)
