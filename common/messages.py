@@ -111,6 +111,7 @@ _OPTIONAL = frozenset(
         "remaining",
         "output_roots",
         "outside_roots",
+        "upload_key",
     )
 )
 """Fields left out of the line when None."""
@@ -263,6 +264,9 @@ class Welcome(Message):
     server_version: str
     http_port: int | None = None
     """The server's HTTP port: where a node fetches uploaded jobs' files and sends frames."""
+    upload_key: str | None = None
+    """The upload key for the chunk the hello named, when the master kept it on this node and
+    it is of an uploaded job: a fresh one after a restart, which the node's frame PUTs use."""
 
     @classmethod
     def parse(cls, m: Raw) -> Welcome:
@@ -270,7 +274,9 @@ class Welcome(Message):
         port = _opt_int(m, "http_port")
         if port is not None and not 0 < port < 65536:
             raise MessageError("'http_port' must be a port number")
-        return cls(_int(m, "client_id"), beat or 0.0, _str(m, "server_version", ""), port)
+        return cls(
+            _int(m, "client_id"), beat or 0.0, _str(m, "server_version", ""), port, _upload_key(m)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +288,10 @@ class Error(Message):
     @classmethod
     def parse(cls, m: Raw) -> Error:
         return cls(_str(m, "code", "error"), _str(m, "message", ""))
+
+
+UPLOAD_KEY_HEADER = "X-Brender-Upload-Key"
+"""The HTTP header of a frame PUT that carries its order's `upload_key`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +315,9 @@ class Render(Message):
     manifest: str | None = None
     """An uploaded job: the SHA-256 of its manifest (a blob). `blend_file` is then the main
     file's path in the job's tree and `output` a file-name pattern (docs/protocol.md)."""
+    upload_key: str | None = None
+    """An uploaded job: this dispatch's secret, sent with each frame PUT
+    (`X-Brender-Upload-Key`); the master takes a frame only with the key of its chunk's run."""
 
     @classmethod
     def parse(cls, m: Raw) -> Render:
@@ -339,7 +352,18 @@ class Render(Message):
             blender=_opt_str(m, "blender"),
             autoexec=_bool(m, "autoexec"),
             manifest=_manifest(m),
+            upload_key=_upload_key(m),
         )
+
+
+def _upload_key(m: Raw) -> str | None:
+    value = _opt_str(m, "upload_key")
+    if value is not None and (not 0 < len(value) <= 128 or value.strip(_KEY_CHARS)):
+        raise MessageError("'upload_key' must be 1 to 128 URL-safe characters (A-Z a-z 0-9 - _)")
+    return value
+
+
+_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def _manifest(m: Raw) -> str | None:

@@ -98,6 +98,12 @@ async def run_node(
             output_beside_blend=config.output_beside_blend,
         )
 
+    def on_welcome(hello: messages.Hello, welcome: messages.Welcome) -> None:
+        # The master kept the chunk the hello named: its frames go with the key it gives now.
+        if hello.chunk is not None and welcome.upload_key is not None:
+            files.upload_keys[hello.chunk.chunk_id] = welcome.upload_key
+            log.info("the master kept chunk %d here: a new upload key", hello.chunk.chunk_id)
+
     def on_order(message: messages.Message) -> None:
         assert orders is not None
         orders.handle(message)
@@ -107,6 +113,7 @@ async def run_node(
         config.port,
         hello=hello,
         on_order=on_order,
+        on_welcome=on_welcome,
         max_backoff=config.max_backoff,
         tls=config.tls,
     )

@@ -33,6 +33,8 @@ class RenderOrder:
     """Run the file's Python scripts (only on a node that allows it)."""
     manifest: str | None = None
     """An uploaded job's manifest (its SHA-256): the node fetches its files (node/packed.py)."""
+    upload_key: str | None = None
+    """An uploaded job: the secret its frame PUTs carry (node/fetch.py)."""
 
 
 @dataclass

@@ -43,6 +43,7 @@ class Connection:
         *,
         hello: Callable[[], messages.Hello],
         on_order: Callable[[Message], None],
+        on_welcome: Callable[[messages.Hello, messages.Welcome], None] | None = None,
         max_backoff: float = 5.0,
         tls: ClientTLS | None = None,
     ) -> None:
@@ -56,6 +57,7 @@ class Connection:
         """The master's HTTP port, from its `welcome` (uploaded jobs' files, frames back)."""
         self._hello = hello
         self._on_order = on_order
+        self._on_welcome = on_welcome
         self._writer: asyncio.StreamWriter | None = None
         self._outbox = Outbox()
         self._welcomed = False
@@ -162,9 +164,12 @@ class Connection:
         return reader, writer
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(wire.encode(self._hello().to_wire()))
+        hello = self._hello()
+        writer.write(wire.encode(hello.to_wire()))
         await writer.drain()
         answer, early = await asyncio.wait_for(self._handshake(reader), WELCOME_TIMEOUT)
+        if self._on_welcome is not None:
+            self._on_welcome(hello, answer)
         self.client_id = answer.client_id
         self.http_port = answer.http_port
         heartbeat = answer.heartbeat if answer.heartbeat > 0 else 0

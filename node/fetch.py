@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from brender.messages import UPLOAD_KEY_HEADER
 from brender.tls import ClientTLS, describe, https_connection
 
 BLOCK = 1024 * 1024
@@ -44,6 +45,9 @@ class FarmFiles:
         self._tls = tls
         self.fetched_bytes = 0
         self.sent_bytes = 0
+        self.upload_keys: dict[int, str] = {}
+        """Chunk id → the upload key its frames are sent with: its order's, or the one a
+        `welcome` gave when the master kept the chunk on this node after a reconnect."""
 
     def _connect(self) -> tuple[http.client.HTTPConnection, str]:
         base = self._base_url()
@@ -89,8 +93,9 @@ class FarmFiles:
             raise FetchError(f"fetched {sha} but it hashes to {digest.hexdigest()}")
         return size
 
-    def put_frame(self, job_id: int, frame: int, path: Path) -> str:
-        """Send a saved frame to the master; answers its path on the master."""
+    def put_frame(self, job_id: int, frame: int, path: Path, key: str) -> str:
+        """Send a saved frame to the master with its chunk's upload key (a header, never in
+        the URL); answers its path on the master."""
         query = urllib.parse.urlencode({"name": path.name})
         try:
             conn, prefix = self._connect()
@@ -101,7 +106,11 @@ class FarmFiles:
                         "PUT",
                         f"{prefix}/frames/{job_id}/{frame}?{query}",
                         body=body,
-                        headers={**self._headers(), "Content-Length": str(size)},
+                        headers={
+                            **self._headers(),
+                            "Content-Length": str(size),
+                            UPLOAD_KEY_HEADER: key,
+                        },
                     )
                 resp = conn.getresponse()
                 if resp.status not in (200, 201):

@@ -51,6 +51,7 @@ def order_of(render: messages.Render) -> RenderOrder:
         blender=render.blender,
         autoexec=render.autoexec,
         manifest=render.manifest,
+        upload_key=render.upload_key,
     )
 
 

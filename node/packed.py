@@ -4,7 +4,9 @@
 to it; for an uploaded job it first fetches the manifest and the blobs the cache lacks
 (node/cache.py), links the job's tree out of the cache under `<work dir>/jobs/job-<id>/tree`,
 and renders there with output to `<work dir>/jobs/job-<id>/out`. Each saved frame is sent to
-the master as soon as Blender saves it (retried while the master is away); only once the
+the master as soon as Blender saves it, with the order's upload key (or the one the master's
+`welcome` gave when it kept the chunk here after a reconnect), and retried while the master is
+away; only once the
 master holds it is the frame reported, with the master's path, and the chunk ends only once
 every frame is across, or the master refused it: a frame it says is not rendering (409, e.g.
 a chunk taken back while the node was away) is left out, and the chunk's other frames count.
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 FIRST_RETRY = 0.5
 MAX_RETRY = 5.0
 CONFLICT = 409
+FORBIDDEN = 403
 CONFLICT_PATIENCE = 20.0
 """Seconds a frame the master answers 409 for is tried again before it is given up."""
 
@@ -71,6 +74,17 @@ class PackedRunner:
             return ChunkResult(False, None, error=f"cannot fetch the job's files: {exc}")
         if local is None:
             return ChunkResult(False, None, canceled=True)
+        if order.upload_key:
+            self.files.upload_keys[order.chunk_id] = order.upload_key
+        try:
+            return await self._render(order, local, on_event)
+        finally:
+            self.files.upload_keys.pop(order.chunk_id, None)
+
+    async def _render(
+        self, order: RenderOrder, local: RenderOrder, on_event: EventCallback
+    ) -> ChunkResult:
+        """Render the job's tree, sending each saved frame back as it is saved."""
         sending: dict[int, asyncio.Task[Sent]] = {}
 
         def on_inner(event: Event) -> None:
@@ -179,12 +193,16 @@ class PackedRunner:
         conflicted: float | None = None
         assert order.job_id is not None
         while True:
+            key = self.files.upload_keys.get(order.chunk_id, "")
             try:
                 where = await asyncio.to_thread(
-                    self.files.put_frame, order.job_id, event.frame, path
+                    self.files.put_frame, order.job_id, event.frame, path, key
                 )
                 break
             except FetchError as exc:
+                if exc.status == FORBIDDEN and self.files.upload_keys.get(order.chunk_id) != key:
+                    # The master kept the chunk on reconnecting and gave a new key meanwhile.
+                    continue
                 if exc.status == CONFLICT:
                     now = asyncio.get_running_loop().time()
                     conflicted = now if conflicted is None else conflicted

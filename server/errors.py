@@ -36,5 +36,9 @@ class Unauthorized(FarmError):
     code = "unauthorized"
 
 
+class Forbidden(FarmError):
+    code = "forbidden"
+
+
 class UnsupportedAction(FarmError):
     code = "unsupported_action"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -153,6 +154,10 @@ class LiveChunk:
     ordered: tuple[str, str, str] | None = None
     """Running: the job's (output, format, blend file) when the chunk was sent, which its
     frame reports are checked against (server/reports.py); None: the job's own."""
+    upload_key: str | None = None
+    """Running, of an uploaded job: the secret its order gave the node, which each frame PUT
+    must carry (memory only: a chunk loaded after a restart has none until its node reclaims
+    it). Cleared, and kept among the retired keys, when the chunk stops running there."""
 
     def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
         return (self.frames[0], self.id) < (other.frames[0], other.id)
@@ -277,6 +282,10 @@ class LiveJob:
 
     def row(self) -> Params:
         return (self.status, self.started_at, self.finished_at, self.error, self.id)
+
+    def new_upload_key(self) -> str | None:
+        """A fresh upload key for a run of one of its chunks (None for shared storage)."""
+        return secrets.token_urlsafe(16) if self.manifest else None
 
     def left(self) -> int:
         """Frames not final yet (queued or rendering)."""

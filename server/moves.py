@@ -8,6 +8,7 @@ and put the row to the `Store`, so the database follows within a tick.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ from brender.server.states import (
 )
 from brender.server.store import Store
 
+MAX_RETIRED = 100_000
+"""Retired upload keys remembered (about 10 MB), to tell a stale frame from a forged one."""
+
 Emit = Callable[[str, dict[str, Any]], None]
 
 
@@ -55,6 +59,10 @@ class Journal:
         self.by_client: dict[int, set[int]] = {}
         self.next_chunk_id = 1
         self._ids = threading.Lock()
+        self.retired_keys: OrderedDict[str, int] = OrderedDict()
+        """Upload keys of chunk runs that ended (key → chunk id, the newest `MAX_RETIRED`):
+        a frame PUT with one is a node whose chunk is not its own now (409), not a wrong
+        key (403)."""
 
     def new_chunk_ids(self, count: int) -> list[int]:
         """Ids for chunks about to be written: the server allocates them, without a round trip
@@ -100,6 +108,11 @@ class Journal:
     def chunk_to(self, chunk: LiveChunk, new: ChunkStatus, **fields: Any) -> None:
         CHUNK_MOVES.check(chunk.status, new)
         chunk.status = new.value
+        if new != ChunkStatus.RUNNING and chunk.upload_key is not None:
+            self.retired_keys[chunk.upload_key] = chunk.id
+            if len(self.retired_keys) > MAX_RETIRED:
+                self.retired_keys.popitem(last=False)
+            chunk.upload_key = None
         if new in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED):
             chunk.finished_at = now()
         for key, value in fields.items():

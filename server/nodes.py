@@ -118,6 +118,14 @@ class NodeSession:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _held_key(self, client_id: int) -> str | None:
+        """The upload key of the chunk this node kept on joining (its welcome carries it)."""
+        node = self.farm.nodes.get(client_id)
+        if node is None or node.chunk_id is None:
+            return None
+        chunk = self.farm.scheduler.held_by(client_id, node.chunk_id)
+        return chunk.upload_key if chunk is not None else None
+
     async def run(self, first: dict[str, Any]) -> None:
         """Serve the node from its `hello` until the connection ends."""
         try:
@@ -137,7 +145,10 @@ class NodeSession:
             await self._refuse(exc.code, exc.message)
             return
         settings = self.farm.settings
-        self.send(messages.Welcome(client_id, settings.heartbeat, __version__, settings.http_port))
+        key = self._held_key(client_id)
+        self.send(
+            messages.Welcome(client_id, settings.heartbeat, __version__, settings.http_port, key)
+        )
         reason = "connection closed"
         try:
             # Lines are handled as they arrive, in the call that read them (server/conn.py).

@@ -164,6 +164,7 @@ class Scheduler(Finishing):
             frames=sent,
             done={},
             ordered=(job.output, job.format, job.blend_file),
+            upload_key=job.new_upload_key(),
         )
         self._track(chunk)
         job.running[chunk.id] = chunk
@@ -195,6 +196,7 @@ class Scheduler(Finishing):
             blender=blender or None,
             autoexec=job.autoexec,
             manifest=job.manifest or None,
+            upload_key=chunk.upload_key,
         )
 
     def _carve(self, job: LiveJob, chunk: LiveChunk, count: int) -> LiveChunk:
@@ -343,10 +345,15 @@ class Scheduler(Finishing):
         return ids
 
     def reclaim(self, client_id: int, chunk_id: int) -> bool:
-        """A returning node still holds this chunk: keep it there if nobody else has taken it."""
+        """A returning node still holds this chunk: keep it there if nobody else has taken it.
+        A chunk of an uploaded job kept there gets a fresh upload key when it has none (it was
+        loaded after a restart, or requeued), which the node's `welcome` carries."""
         chunk = self.running.get(chunk_id)
         if chunk is not None:
-            return chunk.client_id == client_id and chunk.job.dispatchable
+            kept = chunk.client_id == client_id and chunk.job.dispatchable
+            if kept and chunk.upload_key is None:
+                chunk.upload_key = chunk.job.new_upload_key()
+            return kept
         for job in self.order:
             if not job.dispatchable:
                 continue
@@ -356,7 +363,12 @@ class Scheduler(Finishing):
                     heapq.heapify(job.queue)
                     frames = tuple(queued.frames)
                     self.chunk_to(
-                        queued, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done={}
+                        queued,
+                        ChunkStatus.RUNNING,
+                        client_id=client_id,
+                        frames=frames,
+                        done={},
+                        upload_key=job.new_upload_key(),
                     )
                     self._track(queued)
                     job.running[queued.id] = queued

@@ -24,6 +24,7 @@ from tornado.iostream import StreamClosedError
 
 from brender import wire
 from brender.manifest import Manifest, ManifestError, check_path
+from brender.messages import UPLOAD_KEY_HEADER
 from brender.server.api import file_refusal
 from brender.server.blobs import BLOCK, BlobError, BlobStore, Upload, check_name
 from brender.server.errors import FarmError
@@ -102,6 +103,7 @@ _STATUS = {
     "invalid_value": 422,
     "bad_request": 400,
     "unauthorized": 401,
+    "forbidden": 403,
 }
 
 
@@ -279,8 +281,10 @@ class BlobHandler(FileHandler):
 
 @tornado.web.stream_request_body
 class FrameHandler(FileHandler):
-    """`PUT /frames/<job>/<n>?name=0001.png`: a node sends a frame it saved; the farm keeps
-    it in the job's output folder and answers its path there. `GET`/`HEAD` send a done
+    """`PUT /frames/<job>/<n>?name=0001.png`: a node sends a frame it saved, with the upload
+    key of the order that gave it the frame (`X-Brender-Upload-Key`: 403 without it or with
+    a wrong one, 409 when the frame's chunk is not the node's now); the farm keeps it in the
+    job's output folder and answers its path there. `GET`/`HEAD` send a done
     frame back (its SHA-256 in `X-Content-SHA256`), whatever the job's storage."""
 
     part: Any = None
@@ -293,12 +297,22 @@ class FrameHandler(FileHandler):
         if self.request.method != "PUT" or not self.authed():
             return
         job_id, number = int(self.path_args[0]), int(self.path_args[1])
+        key = self.request.headers.get(UPLOAD_KEY_HEADER, "")
+        if not key:
+            return self.fail(
+                403,
+                "forbidden",
+                f"no {UPLOAD_KEY_HEADER}: send the upload key of the frame's order",
+            )
         try:
             name = check_path(self.get_query_argument("name", ""))
             if "/" in name:
                 raise ManifestError("a file name, not a path")
-            live = self.farm.scheduler.jobs.get(job_id)
-            self.target = packed.frame_target(live, job_id, number, name)
+            scheduler = self.farm.scheduler
+            live = scheduler.jobs.get(job_id)
+            self.target = packed.frame_target(
+                live, job_id, number, name, key, scheduler.retired_keys
+            )
         except ManifestError as exc:
             return self.fail(422, "invalid_value", f"'name': {exc}")
         except FarmError as exc:

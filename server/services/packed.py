@@ -4,7 +4,9 @@ frames go, and which frame file a download reads."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,8 @@ from brender import framepath
 from brender.blendfile import BlendFileError, read_version
 from brender.manifest import SHA256, Manifest, ManifestError, check_path
 from brender.server.blobs import BlobStore
-from brender.server.errors import Conflict, FarmError, InvalidValue, NotFound
-from brender.server.live import LiveJob
+from brender.server.errors import Conflict, FarmError, Forbidden, InvalidValue, NotFound
+from brender.server.live import LiveChunk, LiveJob
 from brender.server.models import Frame, Job
 from brender.server.reports import ordered_output
 from brender.server.states import FrameStatus
@@ -115,13 +117,16 @@ def uploaded_jobs(job_ids: list[int]) -> list[Uploaded]:
     return found
 
 
-def frame_target(live: LiveJob | None, job_id: int, number: int, name: str) -> Path:
+def frame_target(
+    live: LiveJob | None, job_id: int, number: int, name: str, key: str, retired: Container[str]
+) -> Path:
     """Where a node's file `name` for frame `number` of `job_id` is stored: only an uploaded
-    job's frame that is rendering (in a running chunk, not reported yet) is taken, from any
-    node holding the token, and only under the name the job's output pattern gives that frame
-    (brender.framepath), so no frame's file can overwrite another's. Conflict otherwise: a
-    frame requeued, done, or of a job that is gone must not overwrite what another node
-    renders or rendered; InvalidValue for another name."""
+    job's frame that is rendering (in a running chunk, not reported yet) is taken, only with
+    the upload key that chunk's order gave its node (`key`), and only under the name the job's
+    output pattern gives that frame (brender.framepath), so no frame's file can overwrite
+    another's. Conflict when the frame takes no file now (requeued, done, a job that is gone)
+    or `key` is one of an ended run (`retired`: a node whose chunk was taken from it);
+    Forbidden for any other key; InvalidValue for another name."""
     if live is None:
         row = Job.select(Job.status, Job.storage).where(Job.id == job_id).first()
         if row is None:
@@ -133,6 +138,7 @@ def frame_target(live: LiveJob | None, job_id: int, number: int, name: str) -> P
         raise Conflict(f"job {job_id} renders to shared storage")
     for chunk in live.running.values():
         if number in chunk.frames and number not in chunk.done:
+            _check_key(chunk, number, key, retired)
             output, file_format, _ = ordered_output(chunk)
             target = Path(output).parent / name
             if not framepath.names_frame(output, number, file_format, str(target)):
@@ -140,6 +146,25 @@ def frame_target(live: LiveJob | None, job_id: int, number: int, name: str) -> P
                 raise InvalidValue(f"'name': frame {number}'s file is {expected!r}, not {name!r}")
             return target
     raise Conflict(f"frame {number} of job {job_id} is not rendering: it takes no file now")
+
+
+def _check_key(chunk: LiveChunk, number: int, key: str, retired: Container[str]) -> None:
+    """The PUT's key must be that of this chunk's run now (compared in constant time)."""
+    if chunk.upload_key is not None and hmac.compare_digest(
+        key.encode(), chunk.upload_key.encode()
+    ):
+        return
+    if key in retired:
+        raise Conflict(
+            f"frame {number}'s chunk {chunk.id} is not yours now: it was taken from your node"
+            " and sent again"
+        )
+    if chunk.upload_key is None:
+        raise Conflict(
+            f"frame {number}'s chunk {chunk.id} was running when the master restarted: it takes"
+            " frames again once its node is back (its welcome carries a new upload key)"
+        )
+    raise Forbidden(f"wrong upload key for frame {number}: send the one of its chunk's order")
 
 
 def frame_file(job_id: int, number: int) -> Path:

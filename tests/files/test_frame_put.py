@@ -1,5 +1,6 @@
 """`PUT /frames/<job>/<n>` takes a frame only for an uploaded job's frame that is rendering,
-from any node with the token; anything else is a 409 with a JSON error. A simulated node
+with the token and the upload key of its chunk's order; a frame that takes no file now is a
+409 with a JSON error (tests/files/test_frame_keys.py tries the keys). A simulated node
 (real TCP, the real protocol, no Blender) holds the chunk."""
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 class SimNode:
     """A node on one TCP connection that takes orders and reports what the test says."""
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(
+        self, server: ServerProcess, node_id: str = "sim-frames", chunk: int | None = None
+    ) -> None:
         self.sock = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=30)
         self.file = self.sock.makefile("rwb")
-        self.send({"type": "hello", "protocol": 1, "node_id": "sim-frames", "name": "sim",
-                   "blender_version": "3.4.1", "token": TOKEN})  # fmt: skip
-        assert self.read("welcome")["type"] == "welcome"
+        held = {} if chunk is None else {"chunk": {"chunk_id": chunk, "running": True}}
+        self.send({"type": "hello", "protocol": 1, "node_id": node_id, "name": node_id,
+                   "blender_version": "3.4.1", "token": TOKEN, **held})  # fmt: skip
+        self.welcome = self.read("welcome")
 
     def send(self, message: dict[str, Any]) -> None:
         self.file.write(json.dumps(message).encode() + b"\n")
@@ -54,22 +58,25 @@ class SimNode:
         self.sock.close()
 
 
-def submit_uploaded(server: ServerProcess, shot: str = "x") -> int:
+def submit_uploaded(server: ServerProcess, shot: str = "x", frames: int = 2) -> int:
     sha = hashlib.sha256(BLEND).hexdigest()
     assert call(server, "PUT", f"/blobs/{sha}", BLEND)[0] in (200, 201)
     answer = server.http({"item": "job", "action": "submit", "values": {
-        "project": "p", "sequence": "s", "shot": shot, "frame_start": 1, "frame_end": 2,
-        "chunk_size": 1, "upload": {"main": "x.blend", "files": {"x.blend": {
+        "project": "p", "sequence": "s", "shot": shot, "frame_start": 1,
+        "frame_end": frames, "chunk_size": 1, "upload": {"main": "x.blend", "files": {"x.blend": {
             "sha256": sha, "size": len(BLEND)}}}}})  # fmt: skip
     assert answer["ok"], answer
     return int(answer["data"]["id"])
 
 
 def put_frame(
-    server: ServerProcess, job: int, n: int, name: str = "", **headers: str
-) -> tuple[int, Any]:
+    server: ServerProcess, job: int, n: int, name: str = "", key: str | None = None,
+    body: bytes = b"png" * 100, **headers: str,
+) -> tuple[int, Any]:  # fmt: skip
+    """PUT a frame, with `key` as its upload key (none when None)."""
+    keyed = {} if key is None else {"X-Brender-Upload-Key": key}
     return call(server, "PUT", f"/frames/{job}/{n}?name={name or f'{n:04d}.png'}",
-                b"png" * 100, {**AUTH, **headers})  # fmt: skip
+                body, {**AUTH, **keyed, **headers})  # fmt: skip
 
 
 def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path: Path) -> None:
@@ -78,25 +85,26 @@ def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path:
         "project": "p", "sequence": "s", "shot": "y", "blend_file": str(tmp_path / "y.blend"),
         "frame_start": 1, "frame_end": 1, "paused": True}})["data"]["id"]  # fmt: skip
     # Queued, not rendering yet: refused.
-    status, answer = put_frame(server, job, 1)
+    status, answer = put_frame(server, job, 1, key="no-order-yet")
     assert status == 409 and answer["error"]["code"] == "conflict", answer
     assert "not rendering" in answer["error"]["message"]
     node = SimNode(server)
     try:
         order = node.read("render")
         assert order["job_id"] == job and order["frames"] == [1], order
-        status, answer = put_frame(server, job, 1)
+        key = order["upload_key"]
+        status, answer = put_frame(server, job, 1, key=key)
         assert status == 201, answer
         stored = answer["data"]["path"]
         assert Path(stored).read_bytes() == b"png" * 100
-        # Another node (any holder of the token) may send it again: the answer was lost.
-        assert put_frame(server, job, 1)[0] == 201
-        status, answer = put_frame(server, job, 2)  # frame 2 is still queued
+        # The node may send it again: the answer was lost.
+        assert put_frame(server, job, 1, key=key)[0] == 201
+        status, answer = put_frame(server, job, 2, key=key)  # frame 2 is still queued
         assert status == 409 and "frame 2 of job" in answer["error"]["message"], answer
         # Only under the name the job's pattern gives frame 1: no other frame's file, no other
         # file of the folder.
         for name in ("0002.png", "0001.exr", "x.png", "00001.png"):
-            status, answer = put_frame(server, job, 1, name)
+            status, answer = put_frame(server, job, 1, name, key)
             assert status == 422, (name, answer)
             assert "frame 1's file is '0001.png'" in answer["error"]["message"], answer
         # A report naming another file than the one stored is refused (server/reports.py).
@@ -105,16 +113,20 @@ def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path:
                    "render_time": 0.1, "seq": 1})  # fmt: skip
         node.send({"type": "ping", "t": 1.0})
         node.read("pong")
-        assert put_frame(server, job, 1)[0] == 201, "the refused report left frame 1 rendering"
+        assert put_frame(server, job, 1, key=key)[0] == 201, "the refused report left it rendering"
         node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
                    "output_file": stored, "render_time": 0.1, "seq": 2})  # fmt: skip
         # Reported: the frame is done, it takes no other file.
-        wait_for(lambda: put_frame(server, job, 1)[0] == 409, 10, what="frame 1 refused once done")
+        wait_for(
+            lambda: put_frame(server, job, 1, key=key)[0] == 409,
+            10,
+            what="frame 1 refused once done",
+        )
     finally:
         node.close()
-    status, answer = put_frame(server, shared, 1)
+    status, answer = put_frame(server, shared, 1, key=key)
     assert status == 409 and "shared storage" in answer["error"]["message"], answer
-    status, answer = put_frame(server, 999, 1)
+    status, answer = put_frame(server, 999, 1, key=key)
     assert status == 404 and answer["error"]["code"] == "not_found", answer
-    status, answer = put_frame(server, job, 1, Authorization="Bearer wrong")
+    status, answer = put_frame(server, job, 1, key=key, Authorization="Bearer wrong")
     assert status == 401 and answer["error"]["code"] == "unauthorized", answer
