@@ -5,6 +5,7 @@ from it). Scripted nodes on real sockets against a real server process."""
 
 from __future__ import annotations
 
+import secrets
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from farmctl import ServerProcess, wait_for
 from test_blob_http import TOKEN, call
 from test_frame_put import SimNode, put_frame, submit_uploaded
+
+from brender import messages
 
 
 @pytest.fixture
@@ -134,3 +137,16 @@ def test_a_chunk_kept_across_a_restart_takes_frames_with_the_welcomes_new_key(
         assert Path(answer["data"]["path"]).read_bytes() == b"after the restart"
     finally:
         a.close()
+
+
+@pytest.mark.parametrize("bad", ["", "a key", "k" * 129, "clé-à-moi", 5])
+def test_an_order_or_a_welcome_with_a_malformed_upload_key_is_refused(bad: object) -> None:
+    order = {"type": "render", "chunk_id": 1, "job_id": 1, "blend_file": "x.blend",
+             "frames": [1], "manifest": "a" * 64}  # fmt: skip
+    welcome = {"type": "welcome", "client_id": 1, "heartbeat": 2.0}
+    for kind, raw in ((messages.Render, order), (messages.Welcome, welcome)):
+        with pytest.raises(messages.MessageError, match="upload_key"):
+            kind.parse({**raw, "upload_key": bad})
+        key = secrets.token_urlsafe(16)
+        parsed = kind.parse({**raw, "upload_key": key})
+        assert parsed.upload_key == key and parsed.to_wire()["upload_key"] == key
