@@ -4,9 +4,10 @@ The zip holds `blender_manifest.toml` and the add-on's modules (addon/) at its r
 Blender's *Install from Disk* expects, and nothing else: no caches, no tests, no hidden files.
 Two things are added at build time and never committed in addon/:
 
-- `_shared/`: `common/manifest.py`, `common/pack.py` and `common/tls.py` byte for byte (the
-  packing code and the TLS checks the `brender` command line uses; they import each other
-  relatively, or only the standard library, so they work in either package), and
+- `_shared/`: `common/manifest.py`, `common/pack.py`, `common/sizes.py`, `common/tls.py` and
+  `common/transfer.py` byte for byte (the packing code, the TLS checks and the upload client
+  the `brender` command line uses; they import each other relatively, or only the standard
+  library, so they work in either package), and
 - `wheels/`: the pinned blender-asset-tracer wheel, which Blender installs when the extension
   is enabled (the manifest's `wheels = [...]`). It comes from the wheel cache (`--wheels DIR`,
   `BRENDER_WHEEL_CACHE`, else `~/.cache/brender/wheels`), or from `pip download` into it when
@@ -70,7 +71,13 @@ WHEELS = {
         "dd176f58ceac43621d7ae1e539604e9859b102cbb6b5106b666953f8b3683998",
     ),
 }
-SHARED = ("manifest.py", "pack.py", "tls.py")  # from common/, into the zip's _shared/
+SHARED = (
+    "manifest.py",
+    "pack.py",
+    "sizes.py",
+    "tls.py",
+    "transfer.py",
+)  # from common/, into the zip's _shared/
 SHARED_INIT = b'"""Copied from the brender package by build.py: the code the CLI uses."""\n'
 SKIP_NAMES = re.compile(r"^(\.|test|conftest\.py$)|\.(pyc|pyo|orig|rej|swp|blend\d*)$|~$")
 

@@ -37,13 +37,18 @@ MAX_ANSWER = 64 * 1024 * 1024
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def shared_tls() -> ModuleType:
-    """`brender.tls` (standard library only): bundled in the extension's `_shared/` by
-    build.py; from the installed package when the add-on runs from a checkout (tests)."""
+def shared(name: str) -> ModuleType:
+    """`brender.<name>` (standard library only: `tls`, `transfer`, `sizes`): bundled in the
+    extension's `_shared/` by build.py; from the installed package when the add-on runs from
+    a checkout (tests)."""
     try:
-        return importlib.import_module(f"{__package__}._shared.tls")
+        return importlib.import_module(f"{__package__}._shared.{name}")
     except ImportError:
-        return importlib.import_module("brender.tls")
+        return importlib.import_module(f"brender.{name}")
+
+
+def shared_tls() -> ModuleType:
+    return shared("tls")
 
 
 def wants_tls(text: str) -> bool:
@@ -162,11 +167,13 @@ class FarmClient:
         self.timeout = timeout
         self.scheme = "https" if wants_tls(address) else "http"
         self.opener = _OPENER
+        self.tls: Any = None  # brender.tls.ClientTLS for https: the file endpoints use it too
         if self.scheme == "https":
             tls = shared_tls()
             try:
                 settings = tls.find_client_tls(True, tls_ca.strip(), tls_fingerprint.strip(), {})
                 handler = tls.HTTPSHandler(settings)
+                self.tls = settings
             except ValueError as exc:  # TLSSettingsError
                 raise SettingsError(f"The farm's certificate settings: {exc}") from None
             self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), handler)

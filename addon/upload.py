@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from . import payload
-from .client import FarmClient, Submitted, must_confirm
+from .client import FarmClient, Submitted, must_confirm, shared
 from .errors import FarmError
 from .transfer import Files
 
@@ -39,11 +39,8 @@ Notify = Callable[[Progress], None]
 
 
 def human(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    """Bytes for the artist: `1.5 MiB` (brender.sizes)."""
+    return str(shared("sizes").human(size))
 
 
 def shared_pack() -> ModuleType:
@@ -65,14 +62,18 @@ def missing_text(missing: list[str]) -> str:
 
 @dataclass
 class Meter:
-    """Bytes and files sent so far, told to `notify` now and then."""
+    """Bytes and files sent so far, told to `notify` now and then (brender.transfer's)."""
 
     notify: Notify
-    files: int
-    total: int
+    files: int = 0
+    total: int = 0
     done_files: int = 0
     done: int = 0
     last: float = 0.0
+
+    def start(self, files: int, total: int) -> None:
+        self.files, self.total = files, total
+        self.show()
 
     def sent(self, n: int) -> None:
         self.done += n
@@ -100,33 +101,8 @@ def send_missing(
 ) -> tuple[int, int, int]:
     """Upload the blobs of `manifest` (a `Manifest` of the tree at `root`) the farm lacks,
     within its `limits` (`GET /blobs`); answers (files sent, bytes sent, files it had)."""
-    wire = manifest.to_wire()
-    lacking = set(files.missing(wire))
-    todo = {e.sha256: path for path, e in sorted(manifest.files.items()) if e.sha256 in lacking}
-    sizes = {sha: manifest.files[path].size for sha, path in todo.items()}
-    total = sum(sizes.values())
     limits = files.stats() if limits is None else limits
-    cap = int(limits.get("max_file_size") or 0)
-    for sha, path in todo.items():
-        if cap and sizes[sha] > cap:
-            raise FarmError(
-                f"{path} is {human(sizes[sha])}, over the farm's limit of {human(cap)} per file: "
-                "nothing was uploaded"
-            )
-    quota = int(limits.get("quota") or 0)
-    room = quota - int(limits.get("bytes") or 0)
-    if quota and total > room:
-        raise FarmError(
-            f"The farm's store has {human(max(room, 0))} free; this job needs {human(total)}: "
-            "nothing was uploaded"
-        )
-    meter = Meter(notify, len(todo), total)
-    meter.show()
-    sent = 0
-    for sha, path in todo.items():
-        sent += files.put_blob(sha, root / path, meter.sent)
-        meter.file_done()
-    return len(todo), sent, len(manifest.hashes()) - len(todo)
+    return files.send_missing(root, manifest, limits, Meter(notify))
 
 
 def submit_with_files(

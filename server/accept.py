@@ -16,16 +16,15 @@ import errno
 import logging
 import resource
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from brender.server.quiet import QuietLog
 
 log = logging.getLogger(__name__)
 
 BACKOFF = 0.5
 """Seconds without accepting after the process ran out of file descriptors."""
-LOG_EVERY = 60.0
-"""Seconds between two log lines about refused connections or exhausted descriptors."""
 RESERVED_FDS = 128
 """Descriptors kept back from the connection caps: the database, logs, files, pipes."""
 PER_PEER = 4096
@@ -61,19 +60,17 @@ class Gate:
     open: int = 0
     by_peer: dict[str, int] = field(default_factory=dict)
     refused: int = 0
-    _said: float = -LOG_EVERY
+    quiet: QuietLog = field(default_factory=QuietLog)
 
     def admit(self, peer: str) -> bool:
         held = self.by_peer.get(peer, 0)
         if self.open >= self.total or held >= min(self.per_peer, max(1, self.total * 3 // 4)):
             self.refused += 1
-            now = time.monotonic()
-            if now - self._said >= LOG_EVERY:
-                self._said = now
-                log.warning(
-                    "refusing connections: %d open (cap %d), %d from %s (cap %d); %d refused so far",
-                    self.open, self.total, held, peer, self.per_peer, self.refused,
-                )  # fmt: skip
+            self.quiet.note(
+                "refused", log, logging.WARNING,
+                "refusing connections: %d open (cap %d), %d from %s (cap %d); %d refused so far",
+                self.open, self.total, held, peer, self.per_peer, self.refused,
+            )  # fmt: skip
             return False
         self.open += 1
         self.by_peer[peer] = held + 1
@@ -107,7 +104,7 @@ class Listener:
         self.accepted = accepted
         self.refusal = refusal  # said to a refused peer before the close (best effort)
         self.loop = asyncio.get_running_loop()
-        self._said = -LOG_EVERY
+        self.quiet = QuietLog()
         self._paused: asyncio.TimerHandle | None = None
         self._closed = False
         sock.setblocking(False)
@@ -144,12 +141,10 @@ class Listener:
             conn.close()
 
     def _back_off(self, exc: OSError) -> None:
-        now = time.monotonic()
-        if now - self._said >= LOG_EVERY:
-            self._said = now
-            log.error(
-                "out of file descriptors (%s): not accepting for %.1f s at a time", exc, BACKOFF
-            )
+        self.quiet.note(
+            "out of fds", log, logging.ERROR,
+            "out of file descriptors (%s): not accepting for %.1f s at a time", exc, BACKOFF,
+        )  # fmt: skip
         self.loop.remove_reader(self.sock.fileno())
         self._paused = self.loop.call_later(BACKOFF, self._resume)
 

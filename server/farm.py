@@ -27,6 +27,7 @@ from brender.server.live import LiveJob
 from brender.server.models import Client, tuples
 from brender.server.node_state import Node
 from brender.server.progress import FrameLive, ProgressBook
+from brender.server.quiet import QuietLog
 from brender.server.scheduler import Scheduler, Sizer
 from brender.server.services import clients, outputs
 from brender.server.states import ClientStatus
@@ -74,12 +75,15 @@ class Farm:
     stopping: bool = False
     live: ProgressBook = field(default_factory=ProgressBook)
     """The latest progress of each frame in flight (server/progress.py): memory only."""
-    guard: reports.ReportGuard = field(default_factory=reports.ReportGuard)
+    quiet: QuietLog = field(default_factory=QuietLog)
+    """What a node's repeated faults may log: a line a minute per node and kind (server/quiet.py)."""
+    guard: reports.ReportGuard = field(init=False)
     """Frame reports refused per node (server/reports.py): memory only."""
     _kicked: bool = False
     _watchdog: PeriodicCallback | None = None
 
     def __post_init__(self) -> None:
+        self.guard = reports.ReportGuard(self.quiet)
         self.events = Events(self.store)
         self.scheduler = Scheduler(self.store, self, self.emit)
         self.scheduler.endgame = self._endgame
@@ -265,9 +269,10 @@ class Farm:
     def rejected(self, client_id: int, report: messages.Rejected) -> None:
         node = self.nodes.get(client_id)
         name = node.name if node else "?"
-        log.warning(
-            "client %d (%s) rejected chunk %s: %s", client_id, name, report.chunk_id, report.reason
-        )
+        self.quiet.note(
+            (client_id, "rejected"), log, logging.WARNING,
+            "client %d (%s) rejected chunk %s: %s", client_id, name, report.chunk_id, report.reason,
+        )  # fmt: skip
         chunk = self.scheduler.held_by(
             client_id, -1 if report.chunk_id is None else report.chunk_id
         )

@@ -179,7 +179,10 @@ class NodeSession:
                 raise FarmError(f"a {message.TYPE!r} message is not expected from a node")
             handler(self, message)
         except (wire.WireError, messages.MessageError, FarmError) as exc:
-            log.warning("client %s (%s) sent a bad message: %s", self.client_id, self.name, exc)
+            self.farm.quiet.note(
+                (self.client_id, "bad message"), log, logging.WARNING,
+                "client %s (%s) sent a bad message: %s", self.client_id, self.name, exc,
+            )  # fmt: skip
         except Exception:
             log.exception(
                 "client %s (%s): handling %r failed", self.client_id, self.name, line[:200]

@@ -12,16 +12,13 @@ refused meanwhile) and counted for the node, in memory (`refused_reports` on its
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 from brender import framepath, messages
 from brender.server.live import LiveChunk
+from brender.server.quiet import QuietLog
 
 log = logging.getLogger(__name__)
-
-LOG_EVERY = 60.0
-"""Seconds between two log lines about one node's refused reports."""
 
 
 def ordered_output(chunk: LiveChunk) -> tuple[str, str, str]:
@@ -47,17 +44,11 @@ def refusal(chunk: LiveChunk, report: messages.FrameDone) -> str | None:
 
 
 @dataclass
-class _Quiet:
-    logged_at: float
-    held_back: int = 0
-
-
-@dataclass
 class ReportGuard:
     """The count of refused reports per node, and a log that says so once a minute."""
 
+    quiet: QuietLog = field(default_factory=QuietLog)
     refused: dict[int, int] = field(default_factory=dict)
-    _quiet: dict[int, _Quiet] = field(default_factory=dict)
 
     def allows(
         self, client_id: int, name: str, chunk: LiveChunk, report: messages.FrameDone
@@ -82,16 +73,8 @@ class ReportGuard:
         )
 
     def note(self, client_id: int, text: str, level: int = logging.WARNING) -> None:
-        """Log `text` unless this node was logged about less than a minute ago."""
-        clock = time.monotonic()
-        quiet = self._quiet.get(client_id)
-        if quiet is not None and clock - quiet.logged_at < LOG_EVERY:
-            quiet.held_back += 1
-            return
-        held = quiet.held_back if quiet is not None else 0
-        more = f" (and {held} more in the last minute, not logged)" if held else ""
-        log.log(level, "%s%s", text, more)
-        self._quiet[client_id] = _Quiet(clock)
+        """Log `text` unless this node's reports were logged about less than a minute ago."""
+        self.quiet.note((client_id, "reports"), log, level, "%s", text)
 
     def count(self, client_id: int) -> int:
         return self.refused.get(client_id, 0)

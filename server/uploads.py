@@ -23,7 +23,7 @@ import tornado.web
 from tornado.iostream import StreamClosedError
 
 from brender import wire
-from brender.manifest import Manifest, ManifestError, check_path
+from brender.manifest import Manifest, ManifestError, check_path, hash_file
 from brender.messages import UPLOAD_KEY_HEADER
 from brender.server.api import file_refusal
 from brender.server.blobs import BLOCK, BlobError, BlobStore, Upload, check_name
@@ -361,7 +361,7 @@ class FrameHandler(FileHandler):
             path = packed.frame_file(job_id, number)
         except FarmError as exc:
             return self.fail_with(exc)
-        self.set_header("X-Content-SHA256", await asyncio.to_thread(_sha256, path))
+        self.set_header("X-Content-SHA256", (await asyncio.to_thread(hash_file, path)).sha256)
         self.set_header("X-Frame-Name", path.name)
         await self.send_file(path, head)
 
@@ -377,14 +377,6 @@ class FrameHandler(FileHandler):
                 self.part.close()
                 Path(self.part.name).unlink(missing_ok=True)
             self.part = None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def routes(farm: Farm, store: BlobStore) -> list[tuple[str, type, dict[str, Any]]]:

@@ -10,7 +10,6 @@ on stdout is the job, as one JSON object.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from brender import __version__
-from brender.cli.client import CliError, FarmClient, farm_url_wants_tls
+from brender.cli.client import CliError, FarmClient, TransferError, farm_url_wants_tls
+from brender.manifest import hash_file
 from brender.sizes import human
 from brender.tls import TLSSettingsError, find_client_tls
 from brender.tokens import TokenFileError, find_token
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "submit":
             return submit(client, args)
         return download(client, args)
-    except CliError as exc:
+    except (CliError, TransferError) as exc:
         print(f"brender: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -252,45 +252,28 @@ def upload(
         raise CliError(str(exc)) from None
     for name in packed.missing:
         print(f"brender: warning: missing, left out: {name}", file=sys.stderr)
-    manifest = packed.manifest
-    wire = manifest.to_wire()
-    missing = set(client.missing(wire))
-    todo = {e.sha256: path for path, e in manifest.files.items() if e.sha256 in missing}
-    total = sum(manifest.files[p].size for p in todo.values())
-    cap = int(limits.get("max_file_size") or 0)
-    for path in todo.values():
-        if cap and manifest.files[path].size > cap:
-            raise CliError(
-                f"{path} is {human(manifest.files[path].size)}, over the farm's cap of "
-                f"{human(cap)} per file: nothing was uploaded"
-            )
-    room = int(limits.get("quota") or 0) - int(limits.get("bytes") or 0)
-    if limits.get("quota") and total > room:
-        raise CliError(f"the farm's store has {human(room)} free, this upload needs {human(total)}")
-    bar = ProgressLine(len(todo), total)
-    sent = 0
-    for sha, path in todo.items():
-        sent += client.put_blob(sha, packed.root / path, bar.advance)
-        bar.file_done()
+    bar = ProgressLine()
+    count, sent, have = client.send_missing(packed.root, packed.manifest, limits, bar)
     bar.close()
-    have = len(manifest.hashes()) - len(todo)
     print(
-        f"brender: uploaded {len(todo)} file(s), {sent} bytes; {have} already on the farm",
+        f"brender: uploaded {count} file(s), {sent} bytes; {have} already on the farm",
         file=sys.stderr,
     )
-    return wire
+    return packed.manifest.to_wire()
 
 
 class ProgressLine:
     """`uploading 2/5 files, 1.2 MiB of 3.4 MiB` on stderr, rewritten in place."""
 
-    def __init__(self, files: int, total: int) -> None:
-        self.files, self.total = files, total
-        self.done_files = self.done = 0
+    def __init__(self) -> None:
+        self.files = self.total = self.done_files = self.done = 0
         self.last = 0.0
         self.tty = sys.stderr.isatty()
 
-    def advance(self, n: int) -> None:
+    def start(self, files: int, total: int) -> None:
+        self.files, self.total = files, total
+
+    def sent(self, n: int) -> None:
         self.done += n
         if time.monotonic() - self.last > 0.2:
             self.show()
@@ -331,7 +314,7 @@ def download(client: FarmClient, args: argparse.Namespace) -> int:
         name = Path(frame["output_file"]).name
         target = folder / name
         remote = client.frame_sha(args.job, frame["number"])
-        if remote is not None and target.is_file() and _sha256(target) == remote:
+        if remote is not None and target.is_file() and hash_file(target).sha256 == remote:
             kept += 1
             continue
         client.get_frame(args.job, frame["number"], target)
@@ -374,11 +357,3 @@ def done_frames(client: FarmClient, job_id: int) -> list[dict[str, Any]]:
         if not page:
             return rows
         rows += page
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()

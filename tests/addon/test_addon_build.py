@@ -28,7 +28,7 @@ def tree(tmp_path: Path, manifest: str = GOOD) -> Path:
     root = tmp_path / "repo"
     shutil.copytree(ROOT / "addon", root / "addon", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "common").mkdir()
-    for name in ("__init__.py", "manifest.py", "pack.py", "tls.py"):
+    for name in ("__init__.py", *build.SHARED):
         shutil.copy(ROOT / "common" / name, root / "common" / name)
     shutil.copy(ROOT / "build.py", root / "build.py")
     (root / "blender_manifest.toml").write_text(manifest)
@@ -58,12 +58,13 @@ def test_the_zip_holds_the_manifest_and_the_addon_at_its_root(tmp_path: Path) ->
         wheel = zf.read(WHEEL)
         assert zf.getinfo(WHEEL).compress_type == zipfile.ZIP_STORED
     modules = sorted(p.name for p in (ROOT / "addon").glob("*.py"))
-    made = ["_shared/__init__.py", "_shared/manifest.py", "_shared/pack.py", "_shared/tls.py"]
+    made = ["_shared/__init__.py", "_shared/manifest.py", "_shared/pack.py", "_shared/sizes.py",
+            "_shared/tls.py", "_shared/transfer.py"]  # fmt: skip
     made.append(WHEEL)
     assert names == ["blender_manifest.toml", *modules, *made]
     assert "__init__.py" in names and not any("/" in n for n in names if n not in made)
     # The packing code is the brender package's own, byte for byte, and the wheel is the pin.
-    for name in ("manifest.py", "pack.py", "tls.py"):
+    for name in ("manifest.py", "pack.py", "sizes.py", "tls.py", "transfer.py"):
         assert shared[f"_shared/{name}"] == (ROOT / "common" / name).read_bytes(), name
     assert hashlib.sha256(wheel).hexdigest() == build.WHEELS[WHEEL.split("/")[1]][1]
     assert WHEEL in tomllib.loads(GOOD)["wheels"][0]

@@ -163,3 +163,19 @@ def test_a_cut_upload_resumes_and_a_wrong_one_is_refused(server: ServerProcess,
         transfer.Files(client.FarmClient(server.http_url, "nope")).missing(
             {"main": "a.blend", "files": {"a.blend": {"sha256": sha, "size": 1}}}
         )
+
+
+def test_a_file_over_the_cap_is_refused_before_its_body_goes(tmp_path: Path) -> None:
+    """The add-on uploads with the CLI's client (brender.transfer): a big body asks
+    `Expect: 100-continue`, so the farm's refusal comes, in its own words, before any of it."""
+    srv = ServerProcess(tmp_path / "farm", token=TOKEN, extra=["--max-file-size", "3M"]).start()
+    try:
+        big = tmp_path / "big.bin"
+        with open(big, "wb") as f:
+            f.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+        sent: list[int] = []
+        with pytest.raises(FarmRefused, match="--max-file-size"):
+            files_of(srv).put_blob("d" * 64, big, sent.append)
+        assert sum(sent) == 0
+    finally:
+        srv.stop()
