@@ -257,7 +257,9 @@ class Farm:
         node = self.nodes.get(client_id)
         name = node.name if node is not None else "?"
         chunk = self.scheduler.held_by(client_id, report.chunk_id)
-        if chunk is not None and not self.guard.allows(client_id, name, chunk, report):
+        refused = self.guard.check(client_id, name, chunk, report) if chunk is not None else None
+        if chunk is not None and refused is not None:
+            self.scheduler.report_refused(chunk, refused)
             self.emit("client", {"id": client_id})  # its refused_reports count moved
         elif not self.scheduler.frame_saved(client_id, report):
             self.guard.ignored(client_id, name, report)

@@ -154,6 +154,9 @@ class LiveChunk:
     ordered: tuple[str, str, str] | None = None
     """Running: the job's (output, format, blend file) when the chunk was sent, which its
     frame reports are checked against (server/reports.py); None: the job's own."""
+    refused: str = ""
+    """Running: why the first of its frame reports that was refused was (server/reports.py).
+    A run with one does not end well even if Blender did: the frame is blamed, not requeued."""
     upload_key: str | None = None
     """Running, of an uploaded job: the secret its order gave the node, which each frame PUT
     must carry (memory only: a chunk loaded after a restart has none until its node reclaims

@@ -113,6 +113,8 @@ class Journal:
             if len(self.retired_keys) > MAX_RETIRED:
                 self.retired_keys.popitem(last=False)
             chunk.upload_key = None
+        if new != ChunkStatus.RUNNING:
+            chunk.refused = ""  # of the run that ends here
         if new in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED):
             chunk.finished_at = now()
         for key, value in fields.items():

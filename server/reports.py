@@ -50,17 +50,17 @@ class ReportGuard:
     quiet: QuietLog = field(default_factory=QuietLog)
     refused: dict[int, int] = field(default_factory=dict)
 
-    def allows(
+    def check(
         self, client_id: int, name: str, chunk: LiveChunk, report: messages.FrameDone
-    ) -> bool:
-        """Whether this report of a chunk the node holds may be true; refused and counted
-        when it may not."""
+    ) -> str | None:
+        """Why this report of a chunk the node holds cannot be true (counted and logged), or
+        None when it may be."""
         reason = refusal(chunk, report)
         if reason is None:
-            return True
+            return None
         self.refused[client_id] = self.refused.get(client_id, 0) + 1
         self.note(client_id, f"refused a frame report from client {client_id} ({name}): {reason}")
-        return False
+        return reason
 
     def ignored(self, client_id: int, name: str, report: messages.FrameDone) -> None:
         """A duplicate or a chunk the node no longer holds (a resend after a reconnect is

@@ -260,6 +260,10 @@ class Scheduler(Finishing):
         )
         return True
 
+    def report_refused(self, chunk: LiveChunk, reason: str) -> None:
+        """A report of this running chunk named the wrong file: the run fails that frame."""
+        chunk.refused = chunk.refused or reason
+
     def chunk_ended(self, client_id: int, report: messages.ChunkDone) -> int | None:
         """Close the node's chunk: done, or failed with its unfinished frames retried or failed.
         Answers the chunk's job id, or None for a chunk this node does not hold (stale)."""
@@ -273,9 +277,10 @@ class Scheduler(Finishing):
             return None
         job = chunk.job
         left = chunk.unfinished()
-        if report.ok and left:
+        if report.ok and left and not chunk.refused:
             # Blender saved every frame but the farm did not take some (an uploaded frame
             # sent while the chunk was away from the node): not a failure, nothing to blame.
+            # A run whose report was refused is the node's fault: it fails below.
             shown = ", ".join(map(str, sorted(left)))
             self.give_back(client_id, f"frames {shown} rendered but not taken", chunk.id)
             return job.id
@@ -291,7 +296,11 @@ class Scheduler(Finishing):
                 log_tail="\n".join(report.log_tail[-50:]),  # a node's note, if any
             )
         else:
-            reason = report.error or f"Blender exited with code {report.exit_code}"
+            reason = report.error or (
+                f"a frame report was refused: {chunk.refused}"
+                if chunk.refused
+                else f"Blender exited with code {report.exit_code}"
+            )
             tail = "\n".join(report.log_tail[-50:])
             self.attempts_ended(
                 chunk, client_id, report.exit_code, left[0] if left else None,

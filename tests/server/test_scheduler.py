@@ -167,6 +167,29 @@ def test_a_good_chunk_with_frames_not_taken_gives_them_back_unblamed(
     run(db, tmp_path, body)
 
 
+def test_a_good_chunk_whose_report_was_refused_fails_that_frame(
+    db: pw.Database, tmp_path: Path
+) -> None:
+    """A report naming the wrong file is the node's fault, not the farm's: the frame uses its
+    attempt and is blamed, where an untaken frame (above) would be requeued for ever."""
+
+    async def body(k: Kit) -> None:
+        job = await k.job(frame_end=2, max_attempts=1)
+        n = k.node("n1")
+        order = k.claim(n)
+        assert order is not None
+        k.saved(n, order, 1)
+        chunk = k.s.running[order.chunk_id]
+        k.s.report_refused(chunk, "frame 2 names /elsewhere.png, not /out/0002.png")
+        assert k.ended(n, order.chunk_id) == job.id
+        assert k.claim(n) is None
+        await k.committed()
+        assert k.statuses(job.id) == ["done", "failed"]
+        assert "a frame report was refused: frame 2 names /elsewhere.png" in k.job_row(job.id).error
+
+    run(db, tmp_path, body)
+
+
 def test_three_failed_chunks_blocklist_a_node(db: pw.Database, tmp_path: Path) -> None:
     async def body(k: Kit) -> None:
         job = await k.job(frame_end=12, chunk_size=1, max_attempts=10)

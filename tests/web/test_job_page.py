@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from farmctl import ServerProcess, wait_for
 from PIL import Image
-from web_helpers import Dashboard, FakeNode
+from web_helpers import Dashboard, FakeNode, saving
 
 # The text after the "Frames" term of the job's facts, or false while it is not shown yet
 # (a wait's predicate must answer false, never throw, while the page is still building).
@@ -79,7 +79,7 @@ def test_a_failed_job_leads_with_its_first_failure_and_lists_attempts(
 ) -> None:
     picture = tmp_path / "frame.png"
     Image.new("RGB", (64, 64), (200, 200, 200)).save(picture)
-    node = FakeNode(server.tcp_port, "flaky", lambda n: str(picture), fail_once={3})
+    node = FakeNode(server.tcp_port, "flaky", saving(picture), fail_once={3})
     try:
         job = submit(server, "fails", frame_end=4, chunk_size=2, max_attempts=1, paused=False,
                      output=str(tmp_path / "####"))  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from farmctl import ServerProcess
+from farmctl import ServerProcess, frame_file
 from PIL import Image
 from web_helpers import Dashboard, FakeNode
 
@@ -41,7 +41,7 @@ def test_the_job_page_links_its_movie(context: Any, server: ServerProcess, tmp_p
     dash = Dashboard(context.new_page(), server.http_url, TOKEN)
     page = dash.open(f"#/job/{job['id']}")
     page.wait_for_selector("dd.movie[data-status='waiting']")
-    node = FakeNode(server.tcp_port, "stand-in", lambda n: str(out / f"{n:04d}.png"), token=TOKEN)
+    node = FakeNode(server.tcp_port, "stand-in", frame_file, token=TOKEN)
     try:
         resumed = server.http({"item": "job", "action": "resume", "filters": {"id": job["id"]}})
         assert resumed["ok"], resumed
