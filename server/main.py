@@ -122,19 +122,19 @@ Runner = Callable[[Coroutine[Any, Any, int]], int]
 
 
 def event_loop() -> Runner:
-    """How to run the server: on uvloop's event loop (libuv: a third of asyncio's cost per
-    socket round trip, bench/RESULTS.md), or on asyncio's own with `BRENDER_LOOP=asyncio`
-    (and where uvloop is not installed, as on Windows)."""
-    choice = os.environ.get("BRENDER_LOOP", "uvloop")
+    """How to run the server: on asyncio's own event loop, or on uvloop's with
+    `BRENDER_LOOP=uvloop` (`pip install uvloop`). uvloop makes a bare socket round trip a
+    third as costly, but the farm's cost per frame is its Python, and alternated runs of the
+    throughput benchmark found no gain (bench/RESULTS.md): it is not a dependency."""
+    choice = os.environ.get("BRENDER_LOOP", "asyncio")
     if choice not in ("uvloop", "asyncio"):
         raise ConfigError(f"BRENDER_LOOP must be uvloop or asyncio, not {choice!r}")
     if choice == "uvloop":
         try:
             import uvloop
         except ImportError:
-            log.info("uvloop is not installed: running on asyncio's event loop")
-        else:
-            return uvloop.run
+            raise ConfigError("BRENDER_LOOP=uvloop, but uvloop is not installed") from None
+        return uvloop.run
     return asyncio.run
 
 

@@ -1,4 +1,4 @@
-"""The server's event loop: uvloop by default, asyncio's own with BRENDER_LOOP=asyncio."""
+"""The server's event loop: asyncio's by default, uvloop's with BRENDER_LOOP=uvloop."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ STATUS = {"item": "server", "action": "status"}
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_the_server_runs_on_the_loop_it_is_given(tmp_path: Path, loop: str) -> None:
-    env = {} if loop == "uvloop" else {"BRENDER_LOOP": loop}
+    env = {} if loop == "asyncio" else {"BRENDER_LOOP": loop}
     server = ServerProcess(tmp_path / "server", env=env).start()
     try:
         with server.tcp() as api:
