@@ -9,7 +9,6 @@ and the node (read before they stop), and `wait4`'s `ru_maxrss` for the CLI."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -52,16 +51,29 @@ def peak_rss(pid: int) -> int:
     raise AssertionError(f"no VmHWM for process {pid}")
 
 
+LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Starts the CLI and reaps it with its resource usage. Linux counts a child's memory before
+its exec (a copy of its parent's) in its peak, so the CLI is started from this small process,
+not from pytest, which has grown to hundreds of MiB by the end of a full run."""
+
+
 def submit_measured(log_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
-    """`brender submit …` as a process of its own; answers what it did and its peak RSS."""
-    out, err = log_dir / "submit.out", log_dir / "submit.err"
+    """`brender submit …` as a process of its own; answers what it did and its peak RSS (an
+    upper bound: it includes the launcher's few MiB from before the CLI's exec)."""
+    out, err, peak = log_dir / "submit.out", log_dir / "submit.err", log_dir / "submit.peak"
+    cli = [sys.executable, "-m", "brender.cli", "submit", *args]
     with open(out, "w") as stdout, open(err, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "brender.cli", "submit", *args],
-                                stdout=stdout, stderr=stderr, text=True)  # fmt: skip
-    _, status, usage = os.wait4(proc.pid, 0)  # reaped here, with its own resource usage
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    done = subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(), err.read_text())
-    return done, usage.ru_maxrss * 1024
+        code = subprocess.call([sys.executable, "-c", LAUNCHER, str(peak), *cli],
+                               stdout=stdout, stderr=stderr)  # fmt: skip
+    done = subprocess.CompletedProcess(cli, code, out.read_text(), err.read_text())
+    return done, int(peak.read_text()) * 1024
 
 
 def test_two_gib_file_round_trip(blender: str, tmp_path: Path) -> None:
