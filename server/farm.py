@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tornado.ioloop import PeriodicCallback
-
 from brender import messages, roots
 from brender.roots import OutputRoots
 from brender.server import chunking, journal, movie, reports, sizing
 from brender.server.blobs import BlobStore
 from brender.server.events import Events, Listener
 from brender.server.live import LiveJob
+from brender.server.liveness import Watchdog
 from brender.server.models import Client, tuples
 from brender.server.node_state import Node
 from brender.server.progress import FrameLive, ProgressBook
@@ -80,14 +79,19 @@ class Farm:
     guard: reports.ReportGuard = field(init=False)
     """Frame reports refused per node (server/reports.py): memory only."""
     _kicked: bool = False
-    _watchdog: PeriodicCallback | None = None
 
     def __post_init__(self) -> None:
         self.guard = reports.ReportGuard(self.quiet)
         self.events = Events(self.store)
+        settings = self.settings
+        self.watchdog = Watchdog(
+            self.nodes, settings.heartbeat, settings.node_timeout, self.node_left
+        )
         self.scheduler = Scheduler(self.store, self, self.emit)
         self.scheduler.endgame = self._endgame
-        self.finisher = movie.Finisher(self._frame_files, self.scheduler.movie_ended)
+        self.finisher = movie.Finisher(
+            outputs.committed_frame_files(self.store), self.scheduler.movie_ended
+        )
         self.scheduler.finishing = self._finish
 
     # -- start and stop ------------------------------------------------------------------------
@@ -103,16 +107,14 @@ class Farm:
                 self.enabled.add(cid)
         journal.load(self.scheduler)
         self.scheduler.settle_idle()
-        self._watchdog = PeriodicCallback(self._check_liveness, 1000)
-        self._watchdog.start()
+        self.watchdog.start()
         asyncio.get_running_loop().call_later(self.settings.node_timeout, self.requeue_orphans)
 
     def stop(self) -> None:
         """Close every node connection without touching their work: the nodes are not gone,
         the server is, and a returning server lets them reclaim their chunks."""
         self.stopping = True
-        if self._watchdog is not None:
-            self._watchdog.stop()
+        self.watchdog.stop()
         for node in list(self.nodes.values()):
             node.session.close()
 
@@ -233,14 +235,8 @@ class Farm:
         if chunk is None or report.frame not in chunk.frames or report.frame in chunk.done:
             return
         entry = self.live.report(chunk.job.id, client_id, report)
-        self.events.tell(
-            [
-                (
-                    "progress",
-                    {"job_id": entry.job_id, "chunk_id": entry.chunk_id, **entry.to_dict(entry.at)},
-                )
-            ]
-        )
+        data = {"job_id": entry.job_id, "chunk_id": entry.chunk_id, **entry.to_dict(entry.at)}
+        self.events.tell([("progress", data)])
 
     def live_valid(self, entry: FrameLive) -> bool:
         """Whether a progress entry still holds: its node has the chunk, the frame is unsaved."""
@@ -297,24 +293,6 @@ class Farm:
             self.scheduler.give_back(cid, "node did not come back after a server restart")
         if orphans:
             self.kick()
-
-    def _check_liveness(self) -> None:
-        """Ping quiet nodes (so they can tell a live master), drop the silent ones."""
-        clock = time.monotonic()
-        deadline = clock - self.settings.node_timeout
-        for node in list(self.nodes.values()):
-            session = node.session
-            if clock - session.last_heard > self.settings.heartbeat:
-                session.send(messages.Ping(time.time()))
-            if session.last_heard < deadline:
-                log.warning(
-                    "client %d (%s) silent for %.0f s: offline",
-                    node.client_id,
-                    node.name,
-                    self.settings.node_timeout,
-                )
-                session.close()
-                self.node_left(session, f"silent for {self.settings.node_timeout:g} s")
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -399,10 +377,6 @@ class Farm:
     def _finish(self, job: LiveJob) -> None:
         assert job.movie is not None
         self.finisher.start(job.id, self.scheduler.movie_target(job), job.movie)
-
-    async def _frame_files(self, job_id: int) -> list[Path]:
-        await self.store.committed()  # the last frames' rows are in the database
-        return outputs.frame_files(job_id)
 
     def cancel_chunks(self, pairs: list[tuple[int, int | None]]) -> None:
         """Tell nodes to kill these chunks (already canceled in the scheduler)."""

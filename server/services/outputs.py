@@ -10,6 +10,18 @@ from brender.server import movie
 from brender.server.errors import NotFound
 from brender.server.models import Frame, Job, tuples
 from brender.server.states import FrameStatus
+from brender.server.store import Store
+
+
+def committed_frame_files(store: Store) -> movie.FrameFiles:
+    """`frame_files`, asked once the store has committed what it holds (the last frames' rows):
+    what the farm's movie.Finisher reads."""
+
+    async def files(job_id: int) -> list[Path]:
+        await store.committed()
+        return frame_files(job_id)
+
+    return files
 
 
 def frame_files(job_id: int) -> list[Path]:
