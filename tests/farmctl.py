@@ -224,6 +224,38 @@ class NodeProcess:
         return _end(self.proc, timeout)
 
 
+class ScriptedNode:
+    """A node speaking the protocol by hand over a real socket, one line at a time (pings
+    answered on the way): for tests of what the server does with a node's exact messages."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.api = TcpApi(port, timeout=10)
+        self.send({"type": "hello", "node_id": f"{name}-id", "name": name})
+        assert self.next()["type"] == "welcome"
+        self.seq = 0
+
+    def next(self) -> dict[str, Any]:
+        """The next message that is not a ping."""
+        while True:
+            message: dict[str, Any] = self.api.read_answer()
+            if message.get("type") != "ping":
+                return message
+            self.send({"type": "pong", "t": message.get("t")})
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.api.send_raw(json.dumps(message).encode() + b"\n")
+
+    def frame(self, chunk_id: int, frame: int, path: str) -> None:
+        self.seq += 1
+        self.send({"type": "frame", "chunk_id": chunk_id, "frame": frame, "seq": self.seq,
+                   "output_file": path, "render_time": 0.1})  # fmt: skip
+
+    def settle(self) -> None:
+        """Everything sent before is handled: the server answers a ping after it."""
+        self.send({"type": "ping", "t": 7.0})
+        assert self.next() == {"type": "pong", "t": 7.0}
+
+
 def stop_all(procs: Iterable[NodeProcess | ServerProcess]) -> None:
     """Stop every one of them, even when one fails to stop; then raise the first failure
     (a test must not leave a node running into the next test)."""

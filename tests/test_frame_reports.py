@@ -4,41 +4,10 @@ real server tries everything else."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from farmctl import ServerProcess, TcpApi, frame_file, job_frames
-
-
-class Node:
-    """A node speaking the protocol by hand."""
-
-    def __init__(self, port: int, name: str) -> None:
-        self.api = TcpApi(port, timeout=10)
-        self.send({"type": "hello", "node_id": f"{name}-id", "name": name})
-        assert self.next()["type"] == "welcome"
-        self.seq = 0
-
-    def next(self) -> dict[str, Any]:
-        while True:
-            message: dict[str, Any] = self.api.read_answer()
-            if message.get("type") != "ping":
-                return message
-            self.send({"type": "pong", "t": message.get("t")})
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.api.send_raw(json.dumps(message).encode() + b"\n")
-
-    def frame(self, chunk_id: int, frame: int, path: str) -> None:
-        self.seq += 1
-        self.send({"type": "frame", "chunk_id": chunk_id, "frame": frame, "seq": self.seq,
-                   "output_file": path, "render_time": 0.1})  # fmt: skip
-
-    def settle(self) -> None:
-        """Everything sent before is handled: the server answers a ping after it."""
-        self.send({"type": "ping", "t": 7.0})
-        assert self.next() == {"type": "pong", "t": 7.0}
+from farmctl import ScriptedNode, ServerProcess, TcpApi, frame_file, job_frames
 
 
 def submit(api: TcpApi, shot: str, output: str, **values: Any) -> int:
@@ -60,7 +29,7 @@ def test_reports_for_frames_the_node_does_not_hold_or_files_the_job_does_not_nam
         with server.tcp() as api:
             paused = submit(api, "paused", str(out / "p" / "####"), paused=True)
             job = submit(api, "run", str(out / "####"), chunk_size=2)
-            node = Node(server.tcp_port, "liar")
+            node = ScriptedNode(server.tcp_port, "liar")
             order = node.next()
             assert order["type"] == "render" and order["frames"] == [1, 2], order
             chunk = order["chunk_id"]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from farmctl import ServerProcess
-from test_frame_reports import Node
+from farmctl import ScriptedNode, ServerProcess
 
 BAD_LINES = [
     b"not json at all",
@@ -21,7 +20,7 @@ BAD_LINES = [
 def test_bad_messages_and_rejections_are_logged_once_a_minute(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "farm").start()
     try:
-        node = Node(server.tcp_port, "noisy")
+        node = ScriptedNode(server.tcp_port, "noisy")
         node.api.send_raw(b"".join(BAD_LINES[i % len(BAD_LINES)] + b"\n" for i in range(1000)))
         rejected = [
             {"type": "rejected", "chunk_id": 1000 + i, "reason": f"no thanks {i}"}

@@ -3,11 +3,9 @@ node on a real socket against a real server."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from farmctl import ServerProcess, TcpApi, job_status, wait_for
+from farmctl import ScriptedNode, ServerProcess, TcpApi, job_status, wait_for
 
 
 def submit(api: TcpApi, frames: int, chunk_size: int) -> int:
@@ -18,25 +16,6 @@ def submit(api: TcpApi, frames: int, chunk_size: int) -> int:
     return int(api.ok({"item": "job", "action": "submit", "values": values})["id"])
 
 
-class Node:
-    """A node speaking the protocol by hand, one line at a time."""
-
-    def __init__(self, port: int) -> None:
-        self.api = TcpApi(port, timeout=10)
-        self.api.send_raw(b'{"type": "hello", "node_id": "acks-1", "name": "acks-1"}\n')
-        assert self.next()["type"] == "welcome"
-
-    def next(self) -> dict[str, Any]:
-        while True:
-            message: dict[str, Any] = self.api.read_answer()
-            if message.get("type") != "ping":
-                return message
-            self.send({"type": "pong", "t": message.get("t")})
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.api.send_raw(json.dumps(message).encode() + b"\n")
-
-
 def test_a_rendering_node_hears_of_its_reports_with_the_next_order_or_pong(
     tmp_path: Path,
 ) -> None:
@@ -44,7 +23,7 @@ def test_a_rendering_node_hears_of_its_reports_with_the_next_order_or_pong(
     try:
         with server.tcp() as api:
             job = submit(api, 4, 2)
-            node = Node(server.tcp_port)
+            node = ScriptedNode(server.tcp_port, "acks-1")
             order = node.next()
             assert order["type"] == "render" and order["frames"] == [1, 2]
             chunk = order["chunk_id"]
