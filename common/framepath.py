@@ -16,6 +16,7 @@ else appended.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 
@@ -83,19 +84,31 @@ def _split(path: str) -> tuple[str, str]:
 def resolve(pattern: str, frame: int, blend_file: str | None = None) -> str:
     """The path Blender renders `frame` to, before the extension: `//` against the .blend's
     folder, the folders normalised, the last `#` run (or four appended) as the frame."""
+    head, width, tail = _template(pattern, blend_file)
+    return f"{head}{_number(frame, width)}{tail}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(pattern: str, blend_file: str | None) -> tuple[str, int, str]:
+    """What `resolve` puts around the frame number, worked out once per pattern (every frame
+    report of a job is checked against the same one)."""
     if pattern.startswith("//"):
         base, _ = _split(blend_file or "")
         pattern = base + pattern[2:]
     folder, name = _split(pattern)
     if folder and not folder.startswith("//"):
-        norm = posixpath.normpath(folder)
-        folder = norm if norm.endswith(("/", "\\")) else norm + "/"
+        folder = _normal_folder(folder)
     runs = list(_HASHES.finditer(name))
     if not runs:
-        return f"{folder}{name}{_number(frame, 4)}"
+        return f"{folder}{name}", 4, ""
     last = runs[-1]
-    width = last.end() - last.start()
-    return f"{folder}{name[: last.start()]}{_number(frame, width)}{name[last.end() :]}"
+    return f"{folder}{name[: last.start()]}", last.end() - last.start(), name[last.end() :]
+
+
+@functools.lru_cache(maxsize=1024)
+def _normal_folder(folder: str) -> str:
+    norm = posixpath.normpath(folder)
+    return norm if norm.endswith(("/", "\\")) else norm + "/"
 
 
 def _number(frame: int, digits: int) -> str:
@@ -126,15 +139,17 @@ def frame_files(
     return frozenset(found)
 
 
-def _readings(file_format: str | None) -> list[tuple[str, ...]]:
+@functools.lru_cache(maxsize=64)
+def _readings(file_format: str | None) -> tuple[tuple[str, ...], ...]:
     """The extension sets Blender may check a name against for this format (the first of a
     set is the one it gives)."""
     exts = FORMAT_EXTENSIONS.get(file_format or "")
     if exts is None:
-        return [e for f, e in FORMAT_EXTENSIONS.items() if f != "JPEG2000"] + [(".jp2",), (".j2c",)]
+        others = tuple(e for f, e in FORMAT_EXTENSIONS.items() if f != "JPEG2000")
+        return (*others, (".jp2",), (".j2c",))
     if file_format == "JPEG2000":
-        return [(e,) for e in exts]
-    return [exts]
+        return tuple((e,) for e in exts)
+    return (exts,)
 
 
 def names_frame(
@@ -144,8 +159,7 @@ def names_frame(
     as Blender prints them)."""
     folder, name = _split(path)
     if folder:
-        norm = posixpath.normpath(folder)
-        folder = norm if norm.endswith(("/", "\\")) else norm + "/"
+        folder = _normal_folder(folder)
     return folder + name in frame_files(pattern, frame, file_format, blend_file)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from brender.paths import path_problem
-from brender.wire import PROTOCOL_VERSION
+from brender.wire import MAX_INT, PROTOCOL_VERSION
 
 Raw = dict[str, Any]
 
@@ -27,8 +27,8 @@ class MessageError(ValueError):
 
 def _int(m: Raw, key: str, default: int | None = None) -> int:
     value = m.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MessageError(f"'{key}' must be an integer")
+    if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
+        raise MessageError(f"'{key}' must be an integer (|n| <= 2**53)")
     return value
 
 
@@ -36,8 +36,8 @@ def _opt_int(m: Raw, key: str) -> int | None:
     value = m.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise MessageError(f"'{key}' must be an integer or null")
+    if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
+        raise MessageError(f"'{key}' must be an integer (|n| <= 2**53) or null")
     return value
 
 
@@ -76,7 +76,7 @@ def _bool(m: Raw, key: str, default: bool = False) -> bool:
 def _ints(m: Raw, key: str) -> tuple[int, ...]:
     value = m.get(key, [])
     if not isinstance(value, list) or not all(
-        isinstance(n, int) and not isinstance(n, bool) for n in value
+        type(n) is int and -MAX_INT <= n <= MAX_INT for n in value
     ):
         raise MessageError(f"'{key}' must be a list of integers")
     return tuple(value)
@@ -115,6 +115,8 @@ _OPTIONAL = frozenset(
     )
 )
 """Fields left out of the line when None."""
+_NESTED = frozenset(("chunk", "blenders"))
+"""Fields holding messages' parts (`HeldChunk`, `BlenderInfo`s), written as their objects."""
 
 PHASES = ("loading", "synchronizing", "rendering", "compositing", "saving")
 """A frame's phases, as `progress` names them."""
@@ -136,12 +138,11 @@ class Message:
             names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))  # type: ignore[arg-type]
         for name in names:
             value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
-                continue
-            if isinstance(value, HeldChunk):
-                value = value.to_wire()
-            elif name == "blenders":
-                value = [b.to_wire() for b in value]
+            if value is None:
+                if name in _OPTIONAL:
+                    continue
+            elif name in _NESTED:
+                value = value.to_wire() if name == "chunk" else [b.to_wire() for b in value]
             out[name] = value
         return out
 

@@ -144,6 +144,21 @@ def _refuse_constant(name: str) -> Any:
     raise WireError("bad_json", f"{name} is not valid JSON")
 
 
+def decode_message(line: bytes) -> dict[str, Any]:
+    """One line of the node protocol (docs/protocol.md), on the hot path of every report.
+
+    orjson's own limits hold (its nesting cap of 1,024, no lone surrogates; an integer past 64
+    bits reads as a float), and `brender.messages` then checks every field it reads, integer
+    ranges included, so the scans `loads` makes for any JSON (API requests) are left out."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("bad_json", f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise WireError("bad_request", "a message must be a JSON object")
+    return value
+
+
 def decode(line: bytes | str, walk: bool = True) -> dict[str, Any]:
     """Parse one line that must hold a JSON object (`walk` as for `loads`)."""
     value = loads(line, walk=walk)

@@ -228,7 +228,7 @@ class Connection:
             if not line.lstrip().startswith(b"{"):
                 continue
             try:
-                raw = wire.decode(line)
+                raw = wire.decode_message(line)
             except wire.WireError as exc:
                 log.warning("ignoring a bad line from the master: %s", exc.message)
                 continue

@@ -64,6 +64,9 @@ class Farm:
     nodes: dict[int, Node] = field(default_factory=dict)
     idle: dict[int, None] = field(default_factory=dict)  # insertion-ordered: longest idle first
     enabled: set[int] = field(default_factory=set)  # every enabled client, online or not
+    working: dict[int, None] = field(default_factory=dict)
+    """Clients online and enabled (kept as nodes come, go and are enabled: a dispatch pass and
+    the end-game rule ask for them on every claim)."""
     known: set[int] = field(default_factory=set)  # every client row
     started_at: float = field(default_factory=time.time)
     speeds: chunking.SpeedBook = field(default_factory=chunking.SpeedBook)
@@ -124,7 +127,14 @@ class Farm:
         return self.enabled
 
     def working_ids(self) -> Collection[int]:
-        return [cid for cid, node in self.nodes.items() if node.enabled]
+        return self.working
+
+    def _follow(self, node: Node) -> None:
+        """Keep `working` true to the node's `enabled` (call after it changes)."""
+        if node.enabled and self.nodes.get(node.client_id) is node:
+            self.working[node.client_id] = None
+        else:
+            self.working.pop(node.client_id, None)
 
     def blender_for(self, client_id: int, job: LiveJob) -> str | None:
         """Which of the node's Blenders renders this job (server/versions.py); None: none."""
@@ -172,6 +182,7 @@ class Farm:
         )
         node.outputs = OutputRoots(hello.output_roots, hello.output_beside_blend)
         self.nodes[cid] = node
+        self._follow(node)
         self.known.add(cid)
         (self.enabled.add if enabled else self.enabled.discard)(cid)
         session.client_id, session.name = cid, client.name
@@ -195,6 +206,7 @@ class Farm:
         if cid is None or node is None or node.session is not session:
             return
         del self.nodes[cid]
+        self.working.pop(cid, None)
         self.idle.pop(cid, None)
         if self.stopping:
             return  # shutting down: nothing to write (start-up marks every client offline)
@@ -307,7 +319,7 @@ class Farm:
         scheduler = self.scheduler
         if not scheduler.has_work():
             return
-        working = sum(1 for n in self.nodes.values() if n.enabled)
+        working = len(self.working)
         sent = 0
         for cid in list(self.idle):
             node = self.nodes.get(cid)
@@ -353,6 +365,7 @@ class Farm:
             node = self.nodes.get(row.id)
             if node is not None:
                 node.enabled = enabled
+                self._follow(node)
             self.emit("client", {"id": row.id})
         self.kick()
 

@@ -57,9 +57,9 @@ def _movie(text: str | None) -> MovieSpec | None:
 def _frame_merge(old: Params, new: Params) -> Params:
     # (status, client_id, attempts) always take the later value; the others are "unchanged"
     # when None (COALESCE in the SQL), so an earlier move's error text or chunk survives.
-    head = new[:3]
-    rest = tuple(n if n is not None else o for o, n in zip(old[3:], new[3:], strict=True))
-    return head + rest
+    merged = [o if n is None else n for o, n in zip(old, new, strict=True)]
+    merged[1] = new[1]  # the client may be None (no node holds the frame now)
+    return tuple(merged)
 
 
 FRAME_ROW = Statement(
@@ -163,7 +163,8 @@ class LiveChunk:
     it). Cleared, and kept among the retired keys, when the chunk stops running there."""
 
     def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
-        return (self.frames[0], self.id) < (other.frames[0], other.id)
+        mine, theirs = self.frames[0], other.frames[0]
+        return mine < theirs or (mine == theirs and self.id < other.id)
 
     def row(self) -> Params:
         return (

@@ -58,9 +58,10 @@ class NodeSession:
 
     def order(self, render: messages.Render) -> None:
         """Send an order now, with the acknowledgement of what is durable so far."""
+        data = render.to_wire()
         if self._durable:
-            render = dataclasses.replace(render, ack=self._durable)
-        self.send(render)
+            data["ack"] = self._durable
+        self._write(wire.encode(data))
 
     def post(self, message: messages.Message) -> None:
         """Write once everything changed so far is committed."""
@@ -173,7 +174,7 @@ class NodeSession:
 
     def _handle(self, line: bytes) -> None:
         try:
-            message = messages.from_node(wire.decode(line))
+            message = messages.from_node(wire.decode_message(line))
             handler = _HANDLERS.get(type(message))
             if handler is None:
                 raise FarmError(f"a {message.TYPE!r} message is not expected from a node")

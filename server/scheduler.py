@@ -180,9 +180,10 @@ class Scheduler(Returns):
         )
         if job.status == JobStatus.QUEUED.value:
             self.job_to(job, JobStatus.ACTIVE)
-        log.debug(
-            "job %d chunk %d (frames %s) -> client %d", job.id, chunk.id, _span(sent), client_id
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "job %d chunk %d (frames %s) -> client %d", job.id, chunk.id, _span(sent), client_id
+            )
         return messages.Render(
             chunk_id=chunk.id,
             job_id=job.id,

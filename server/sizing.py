@@ -48,26 +48,57 @@ def endgame(
     """The end-game rule (chunking.should_take_frame): with fewer frames left than nodes on
     the job, a slow node leaves them to nodes that would finish them sooner, but only to nodes
     that `may_take` the chunk: one that just failed it, or is blocklisted, never takes the
-    frames left to it. (Asked only in the end game: it costs a look at every node.)"""
+    frames left to it.
+
+    Asked only in the end game, and kept to one cheap pass over the working nodes: each one's
+    finish time is estimated from what the farm knows, `may_take` (the costly question) is
+    asked only of those that would finish sooner, and the pass stops once `left` of them are
+    found. A node of unknown speed counts at the average speed of the measured working nodes
+    (should_take_frame averages over those that may take the chunk; the difference only
+    matters while speeds are unknown, at a job's start)."""
     left = job.counts["queued"]
     if left >= len(nodes):
         return True  # at least a frame for every other node: no end game yet
-    # Only in the end game from here: each look below costs a pass over the nodes.
     able = working()
     if left > len(able) - (client_id in able):
         return True
-    others_ids = [cid for cid in able if cid != client_id and may_take(cid)]
-    if left > len(others_ids):
-        return True
+    book = speeds.jobs.get(job.id, {})
+    mine_timing = book.get(client_id)
+    mine_seconds = mine_timing.mean if mine_timing is not None else None
     clock = time.time()
-    others = []
-    for cid in others_ids:
+    job_id = job.id
+    # (free at, seconds or None) of every other working node, one pass, no calls per node.
+    estimates: list[tuple[float, float | None]] = []
+    candidates: list[int] = []
+    inverse_sum = 1 / mine_seconds if mine_seconds else 0.0
+    measured = 1 if mine_seconds else 0
+    for cid in able:
+        if cid == client_id:
+            continue
+        timing = book.get(cid)
+        seconds = timing.mean if timing is not None else None
+        if seconds:
+            inverse_sum += 1 / seconds
+            measured += 1
         node = nodes[cid]
-        seconds = speeds.own_seconds(job.id, cid)
         if node.chunk_id is None:
-            others.append((clock, seconds))
-        elif node.job_id == job.id and seconds is not None:  # when it is free is known
+            free_at = clock
+        elif node.job_id == job_id and seconds is not None:  # when it is free is known
             chunk = running.get(node.chunk_id)
-            left_there = len(chunk.unfinished()) if chunk is not None else 0
-            others.append((clock + left_there * (seconds or 0.0), seconds))
-    return chunking.should_take_frame(left, speeds.own_seconds(job.id, client_id), others, clock)
+            left_there = len(chunk.frames) - len(chunk.done) if chunk is not None else 0
+            free_at = clock + left_there * seconds
+        else:
+            continue  # busy elsewhere, or at an unknown pace: not counted on
+        estimates.append((free_at, seconds))
+        candidates.append(cid)
+    if left > len(estimates) or not measured:
+        return True
+    average = measured / inverse_sum
+    mine = clock + (mine_seconds or average)
+    sooner = 0
+    for cid, (free_at, seconds) in zip(candidates, estimates, strict=True):
+        if max(free_at, clock) + (seconds or average) < mine and may_take(cid):
+            sooner += 1
+            if sooner >= left:
+                return False  # `left` others would each finish a frame before this node
+    return True

@@ -112,10 +112,18 @@ class Moves(Generic[S]):
         self._sources = {
             new: tuple(old.value for old, nexts in table.items() if new in nexts) for new in kind
         }
+        # Every allowed (from, to) as plain strings (a StrEnum member hashes as its value):
+        # asked on every move, so one set lookup instead of two enum lookups.
+        self._pairs = frozenset(
+            {(old.value, new.value) for old, nexts in table.items() for new in nexts}
+            | {(state.value, state.value) for state in kind}
+        )
 
     def allowed(self, current: str, new: S | str) -> bool:
-        old, wanted = self.kind(current), self.kind(new)
-        return old == wanted or wanted in self.table[old]
+        if (current, new) in self._pairs:
+            return True
+        self.kind(current), self.kind(new)  # ValueError for a state that is not one
+        return False
 
     def check(self, current: str, new: S | str) -> None:
         """Refuse a move the table does not allow (staying in a state is always allowed)."""

@@ -35,7 +35,7 @@ Params = tuple[Any, ...]
 Merge = Callable[[Params, Params], Params]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per statement: hashed by identity, cheaply
 class Statement:
     """One fixed SQL statement (`{p}` for the placeholder), how two rows for the same key combine
     when a row changes twice before it is written (default: the later one wins), and its place
@@ -117,16 +117,23 @@ class Store:
     def put(self, statement: Statement, key: Hashable, params: Params) -> None:
         """Write `params` with `statement` in this tick's transaction (merged with an earlier
         row for the same `key` in the same batch)."""
-        parts = self._batch.parts
-        if not parts or not isinstance(parts[-1], _Rows):
-            parts.append(_Rows())
-        rows = parts[-1].by_statement.setdefault(statement, {})  # type: ignore[union-attr]
-        old = rows.get(key)
-        rows[key] = (
-            params if old is None or statement.merge is None else statement.merge(old, params)
-        )
-        self._batch.rows += 1
-        self._soon()
+        batch = self._batch
+        parts = batch.parts
+        last = parts[-1] if parts else None
+        if not isinstance(last, _Rows):
+            last = _Rows()
+            parts.append(last)
+        rows = last.by_statement.get(statement)
+        if rows is None:
+            rows = last.by_statement[statement] = {}
+        if statement.merge is not None:
+            old = rows.get(key)
+            if old is not None:
+                params = statement.merge(old, params)
+        rows[key] = params
+        batch.rows += 1
+        if not self._scheduled:
+            self._soon()
 
     def execute(self, statement: Statement, params: Params) -> None:
         """One statement for many rows (`UPDATE … WHERE job_id = …`), in order with the rows
