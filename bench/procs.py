@@ -22,8 +22,12 @@ START_LINE = re.compile(r"^brender-server: tcp (\S+):(\d+) http (\S+) db (\S+)")
 
 
 def clean_env() -> dict[str, str]:
-    """This environment without any BRENDER_* setting, so a stray variable cannot bend a run."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("BRENDER_")}
+    """This environment without any BRENDER_* setting, so a stray variable cannot bend a run;
+    `BENCH_SERVER_LOOP=uvloop` runs the servers on uvloop (BRENDER_LOOP, said in the output)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRENDER_")}
+    if os.environ.get("BENCH_SERVER_LOOP"):
+        env["BRENDER_LOOP"] = os.environ["BENCH_SERVER_LOOP"]
+    return env
 
 
 def raise_fd_limit(wanted: int) -> int:

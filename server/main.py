@@ -122,13 +122,19 @@ Runner = Callable[[Coroutine[Any, Any, int]], int]
 
 
 def event_loop() -> Runner:
-    """How to run the server: on asyncio's own event loop, or on uvloop's with
-    `BRENDER_LOOP=uvloop` (`pip install uvloop`). uvloop makes a bare socket round trip a
-    third as costly, but the farm's cost per frame is its Python, and alternated runs of the
-    throughput benchmark found no gain (bench/RESULTS.md): it is not a dependency."""
-    choice = os.environ.get("BRENDER_LOOP", "asyncio")
-    if choice not in ("uvloop", "asyncio"):
-        raise ConfigError(f"BRENDER_LOOP must be uvloop or asyncio, not {choice!r}")
+    """How to run the server: on uvloop's event loop where it is installed (a dependency on
+    Linux and macOS; a socket round trip costs a third of asyncio's, and once the farm's own
+    Python per frame was cut, the throughput benchmark took 15-20 % more frames a second on it:
+    bench/RESULTS.md), else on asyncio's. `BRENDER_LOOP=asyncio` or `=uvloop` chooses."""
+    choice = os.environ.get("BRENDER_LOOP", "auto")
+    if choice not in ("uvloop", "asyncio", "auto"):
+        raise ConfigError(f"BRENDER_LOOP must be uvloop, asyncio or auto, not {choice!r}")
+    if choice == "auto":
+        try:
+            import uvloop
+        except ImportError:
+            return asyncio.run
+        return uvloop.run
     if choice == "uvloop":
         try:
             import uvloop

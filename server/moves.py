@@ -34,6 +34,9 @@ from brender.server.states import (
 )
 from brender.server.store import Store
 
+_RUNNING = ChunkStatus.RUNNING  # read once: an enum member's lookup is a descriptor call
+_CHUNK_ENDS = frozenset((ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED))
+
 MAX_RETIRED = 100_000
 """Retired upload keys remembered (about 10 MB), to tell a stale frame from a forged one."""
 
@@ -108,15 +111,15 @@ class Journal:
     def chunk_to(self, chunk: LiveChunk, new: ChunkStatus, **fields: Any) -> None:
         CHUNK_MOVES.check(chunk.status, new)
         chunk.status = new.value
-        if new != ChunkStatus.RUNNING and chunk.upload_key is not None:
-            self.retired_keys[chunk.upload_key] = chunk.id
-            if len(self.retired_keys) > MAX_RETIRED:
-                self.retired_keys.popitem(last=False)
-            chunk.upload_key = None
-        if new != ChunkStatus.RUNNING:
+        if new is not _RUNNING:
+            if chunk.upload_key is not None:
+                self.retired_keys[chunk.upload_key] = chunk.id
+                if len(self.retired_keys) > MAX_RETIRED:
+                    self.retired_keys.popitem(last=False)
+                chunk.upload_key = None
             chunk.refused = ""  # of the run that ends here
-        if new in (ChunkStatus.DONE, ChunkStatus.FAILED, ChunkStatus.CANCELED):
-            chunk.finished_at = now()
+            if new in _CHUNK_ENDS:
+                chunk.finished_at = now()
         for key, value in fields.items():
             setattr(chunk, key, value)
         self.store.put(CHUNK_ROW, chunk.id, chunk.row())

@@ -1,4 +1,4 @@
-"""The server's event loop: asyncio's by default, uvloop's with BRENDER_LOOP=uvloop."""
+"""The server's event loop: uvloop's where it is installed, asyncio's with BRENDER_LOOP=asyncio."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from farmctl import ServerProcess, stop_all
 STATUS = {"item": "server", "action": "status"}
 
 
-@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio", "auto"])
 def test_the_server_runs_on_the_loop_it_is_given(tmp_path: Path, loop: str) -> None:
-    env = {} if loop == "asyncio" else {"BRENDER_LOOP": loop}
+    env = {"BRENDER_LOOP": loop}
     server = ServerProcess(tmp_path / "server", env=env).start()
     try:
         with server.tcp() as api:
@@ -22,7 +22,7 @@ def test_the_server_runs_on_the_loop_it_is_given(tmp_path: Path, loop: str) -> N
         assert server.http(STATUS)["ok"] is True
     finally:
         stop_all([server])
-    assert f"event loop: {loop}" in server.log()
+    assert f"event loop: {'uvloop' if loop == 'auto' else loop}" in server.log()
 
 
 def test_an_unknown_loop_is_refused(tmp_path: Path) -> None:
@@ -34,4 +34,4 @@ def test_an_unknown_loop_is_refused(tmp_path: Path) -> None:
         env={"BRENDER_LOOP": "trio", "PATH": "/usr/bin:/bin"},
     )
     assert run.returncode == 2
-    assert "BRENDER_LOOP must be uvloop or asyncio, not 'trio'" in run.stderr
+    assert "BRENDER_LOOP must be uvloop, asyncio or auto, not 'trio'" in run.stderr
