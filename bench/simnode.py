@@ -19,6 +19,7 @@ import itertools
 import random
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 Message = dict[str, Any]
 Report = tuple[int, bytes]  # (its chunk id, its line without the seq and the end)
 
-_READS = memoryview(bytearray(256 * 1024))  # every node's reads land here in turn
+_BUFFER = bytearray(256 * 1024)  # every node's reads land here in turn
+_READS = memoryview(_BUFFER)
 _LINE = orjson.OPT_APPEND_NEWLINE
 FRAME = b'{"type":"frame","chunk_id":%d,"frame":%d,"output_file":"%b","render_time":%a,"seq":'
 DONE = (
@@ -147,8 +149,13 @@ class SimulatedNode(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         now = time.perf_counter()
-        lines = (self._partial + _READS[:nbytes]).split(b"\n")
-        self._partial = lines.pop()
+        lines: Sequence[bytes | memoryview]
+        if not self._partial and _BUFFER.find(b"\n", 0, nbytes) == nbytes - 1:
+            lines = (_READS[:nbytes],)  # one whole line, the usual read
+        else:
+            split = (self._partial + _READS[:nbytes]).split(b"\n")
+            self._partial = split.pop()
+            lines = split
         for line in lines:
             if not line:
                 continue
@@ -300,7 +307,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
             b"true" if ok else b"false",
             0 if ok else -15,
             b"true" if canceled else b"false",
-            b",".join(b"%d" % n for n in self._done_frames),
+            orjson.dumps(self._done_frames)[1:-1],
             b"" if ok else b"canceled",
         )
         reports = extra or []
