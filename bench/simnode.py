@@ -323,12 +323,11 @@ class SimulatedNode(asyncio.BufferedProtocol):
     def _schedule_ping(self, delay: float, every: float) -> None:
         if self._ping_timer is not None:
             self._ping_timer.cancel()
+        self._ping_timer = asyncio.get_running_loop().call_later(delay, self._ping, every)
 
-        def ping() -> None:
-            self._write(PING % next(self._pings))
-            self._schedule_ping(every, every)
-
-        self._ping_timer = asyncio.get_running_loop().call_later(delay, ping)
+    def _ping(self, every: float) -> None:
+        self._write(PING % next(self._pings))
+        self._ping_timer = asyncio.get_running_loop().call_later(every, self._ping, every)
 
     def _cancel_timers(self, keep_ping: bool = False) -> None:
         if self._timer is not None:
