@@ -19,7 +19,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 Message = dict[str, Any]
 Report = tuple[int, bytes]  # (its chunk id, its line without the seq and the end)
+FramePath = Callable[[int], bytes]  # frame n's file as JSON text, without the quotes
 
 _BUFFER = bytearray(256 * 1024)  # every node's reads land here in turn
 _READS = memoryview(_BUFFER)
@@ -44,14 +45,19 @@ SEQ = b"%d}\n"
 PING = b'{"type":"ping","t":%d.0}\n'
 
 
-def output_template(output: str) -> bytes:
-    """The JSON text (without quotes) of a frame's file for an order's `output`, with `%04d`
-    where the frame number goes: `####` replaced and `.png` added; no `output`, /bench/."""
+def output_template(output: str) -> FramePath:
+    """The JSON text (without quotes) of frame n's file for an order's `output`: `####`
+    replaced by the number and `.png` added, as a real node's Blender names it; no `output`,
+    /bench/NNNN.png."""
     if not output:
-        return b"/bench/%04d.png"
-    # Escaping neither makes nor takes a '#' or a '%' sign's meaning away once doubled.
+        return b"/bench/%04d.png".__mod__
+    # Escaping neither makes nor takes a '#'; a '%' is doubled so that only ours format.
     text = orjson.dumps(output)[1:-1].replace(b"%", b"%%")
-    return text.replace(b"####", b"%04d") + b".png"
+    template = text.replace(b"####", b"%04d") + b".png"
+    numbers = output.count("####")
+    if numbers == 1:
+        return template.__mod__  # the usual pattern: one C call a frame
+    return lambda n: template % ((n,) * numbers)
 
 
 class SimulatedNode(asyncio.BufferedProtocol):
@@ -269,7 +275,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
             # Zero cost: every frame and the chunk's end in one write, as a node's outbox would.
             stats.frames += len(frames)
             self._done_frames = frames
-            self._finish(True, extra=[(chunk, FRAME % (chunk, n, path % n, 0.0)) for n in frames])
+            self._finish(True, extra=[(chunk, FRAME % (chunk, n, path(n), 0.0)) for n in frames])
             return
         self._done_frames = []
         job = int(order.get("job_id") or 0)
@@ -282,14 +288,14 @@ class SimulatedNode(asyncio.BufferedProtocol):
             first, self._frame_saved, frames, 0, path
         )
 
-    def _frame_saved(self, frames: list[int], i: int, path: bytes) -> None:
+    def _frame_saved(self, frames: list[int], i: int, path: FramePath) -> None:
         n = frames[i]
         chunk = self.chunk_id
         assert chunk is not None
         seconds = round(self.harness.cost.frame_cost(n) / self.speed, 4)
         self._done_frames.append(n)
         self.harness.stats.frames += 1
-        report = (chunk, FRAME % (chunk, n, path % n, seconds))
+        report = (chunk, FRAME % (chunk, n, path(n), seconds))
         if i + 1 == len(frames):
             self._finish(True, extra=[report])
             return

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bench.client import HOST
-from bench.simnode import SimulatedNode, output_template
+from bench.simnode import FramePath, SimulatedNode, output_template
 
 T = TypeVar("T")
 
@@ -123,9 +123,9 @@ class SimulatedNodes:
         self.stats = Stats()
         self.closing = False
         self.free = cost.free
-        self._templates: dict[str, bytes] = {}
+        self._templates: dict[str, FramePath] = {}
 
-    def output_template(self, output: str) -> bytes:
+    def output_template(self, output: str) -> FramePath:
         """`simnode.output_template`, worked out once per output pattern."""
         template = self._templates.get(output)
         if template is None:
