@@ -1,12 +1,16 @@
 """Simulated render nodes: many lightweight nodes in one process, for scale benchmarks only.
 
 Each `SimulatedNode` is one real loopback TCP connection that speaks the real node protocol
-(docs/protocol.md) with `brender.wire`: `hello` → `welcome`, pings every heartbeat and answers
-the master's, and on `render` waits what the `CostModel` says, then reports each `frame` and a
-`chunk_done`. Like the real node it pings after each batch of reports (the pong tells the real
-node the master has read its outbox). It never runs Blender: figures from it measure the
-server, and it is never evidence in correctness tests. A node the server drops reconnects
-(bench/simnode.py), so `stats.lost` counts drops, not nodes gone for good.
+(docs/protocol.md): `hello` → `welcome`, pings every heartbeat and answers the master's, and
+on `render` waits what the `CostModel` says, then reports each `frame` and a `chunk_done`,
+numbered and kept until the master's `ack` (or the `ack` of its next `render`). It never runs
+Blender: figures from it measure the server, and it is never evidence in correctness tests. A
+node the server drops reconnects (bench/simnode.py), so `stats.lost` counts drops, not nodes
+gone for good.
+
+The harness shares the machine with the server, so it is kept cheap per frame (bench/simnode.py
+says how) and runs on uvloop's event loop when uvloop is installed (`run`, `new_event_loop`;
+`BENCH_LOOP=asyncio` keeps asyncio's); `LOOP` names the one it uses.
 
 Dispatch latency is measured here: from the moment a node wrote its `chunk_done` (it is idle)
 to the moment its next `render` order arrived.
@@ -15,12 +19,50 @@ to the moment its next `render` order arrived.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from bench.client import HOST
-from bench.simnode import SimulatedNode
+from bench.simnode import FramePath, SimulatedNode, output_template
+
+T = TypeVar("T")
+
+
+def _loop_name() -> str:
+    if os.environ.get("BENCH_LOOP", "uvloop") != "uvloop":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+LOOP = _loop_name()
+"""The event loop the harness runs on: "uvloop" when it is installed, else "asyncio"."""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A fresh event loop of the kind `LOOP` names."""
+    if LOOP == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on the harness's event loop."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
+
+
+def no_cost(n: int) -> float:
+    """The default frame cost: nothing (a node that "renders" at once)."""
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +70,13 @@ class CostModel:
     """Seconds a node of speed 1 needs: `startup` once per chunk (Blender's start and file
     load), then `frame_cost(n)` for frame n. A node of speed s needs 1/s of that."""
 
-    frame_cost: Callable[[int], float] = lambda n: 0.0
+    frame_cost: Callable[[int], float] = no_cost
     startup: float = 0.0
+
+    @property
+    def free(self) -> bool:
+        """Every chunk costs nothing, known without asking `frame_cost`."""
+        return self.frame_cost is no_cost and self.startup == 0
 
     def chunk_seconds(self, frames: list[int], speed: float) -> float:
         return (self.startup + sum(self.frame_cost(n) for n in frames)) / speed
@@ -75,6 +122,15 @@ class SimulatedNodes:
         self.nodes: list[SimulatedNode] = []
         self.stats = Stats()
         self.closing = False
+        self.free = cost.free
+        self._templates: dict[str, FramePath] = {}
+
+    def output_template(self, output: str) -> FramePath:
+        """`simnode.output_template`, worked out once per output pattern."""
+        template = self._templates.get(output)
+        if template is None:
+            template = self._templates[output] = output_template(output)
+        return template
 
     async def connect(self, batch: int = 100, timeout: float = 120.0) -> float:
         """Connect every node and wait for every welcome; answers the seconds it took."""

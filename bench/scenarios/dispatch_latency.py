@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench import simnodes
 from bench.client import AsyncApi, submit_request, verb_request
 from bench.farmwork import latency_figures
 from bench.procs import Server, raise_fd_limit
@@ -97,7 +98,7 @@ def run(ctx: Context) -> Result:
     rows: list[dict[str, Any]] = []
     for count in size.farms:
         with Server(ctx.workdir / f"server-{count}").start() as server:
-            rows.append(asyncio.run(_one_farm(ctx, server, count, size.window)))
+            rows.append(simnodes.run(_one_farm(ctx, server, count, size.window)))
             server.stop()
         ctx.say(f"{count} nodes: p50 {rows[-1]['p50_ms']:.2f} ms, p99 {rows[-1]['p99_ms']:.2f} ms")
     largest = rows[-1]

@@ -11,7 +11,6 @@ measured here (a check of the model), and policies the server does not have.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import chunkmodel
+from bench import chunkmodel, simnodes
 from bench.client import AsyncApi, submit_request, verb_request
 from bench.farmwork import wait_job
 from bench.procs import Server, raise_fd_limit
@@ -93,7 +92,7 @@ def run(ctx: Context) -> Result:
                 ("fixed 10", 10, False), ("default, warm nodes", None, True))  # fmt: skip
     for name, chunk, warm in policies:
         with Server(ctx.workdir / f"server-{len(table)}").start() as server:
-            got = asyncio.run(_run_policy(ctx, server, size, chunk, name, warm))
+            got = simnodes.run(_run_policy(ctx, server, size, chunk, name, warm))
             server.stop()
         if chunk is None:
             auto = "automatic" if got["chunk_size"] == 0 else str(got["chunk_size"])

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench import simnodes
 from bench.client import AsyncApi
 from bench.dbfill import fill_frames
 from bench.procs import Server, raise_fd_limit
@@ -80,7 +81,7 @@ def run(ctx: Context) -> Result:
     )
     with Server(data).start() as server:
         server.wait_serving()
-        rss, dropped = asyncio.run(_at_rest(ctx, server, size))
+        rss, dropped = simnodes.run(_at_rest(ctx, server, size))
         server.stop()
     peak = max(rss.values())
     table = [{"moment": k, "rss MiB": v} for k, v in rss.items()]

@@ -122,7 +122,7 @@ def run(ctx: Context) -> Result:
     if importlib.util.find_spec("huey") is None:
         raise RuntimeError("peers needs huey: pip install 'brender[bench]'")
     size = SIZES.pick(ctx.size)
-    tasks = throughput.SIZES.pick(ctx.size).frames
+    tasks = throughput.pick_size(ctx.size).frames
     brender: Result | None = None
     if ctx.brender:
         sub = dataclasses.replace(ctx, workdir=ctx.workdir / "brender", profile=False)

@@ -10,11 +10,11 @@ reported that saving clients at shutdown was "very slow": this is that moment.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench import simnodes
 from bench.client import Api
 from bench.dbfill import database_file, fill_frames, insert_clients
 from bench.procs import Server, raise_fd_limit
@@ -61,7 +61,7 @@ def run(ctx: Context) -> Result:
     ctx.say(f"{size.clients} client rows inserted with sqlite3 in {insert_s:.2f} s")
 
     server = Server(data).start()
-    loop = asyncio.new_event_loop()
+    loop = simnodes.new_event_loop()
     nodes: SimulatedNodes | None = None
     try:
         serving = server.wait_serving()

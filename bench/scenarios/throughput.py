@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import simnodes
 from bench.client import AsyncApi, job_request, submit_request, verb_request
 from bench.farmwork import finish_times, latency_figures, sustained_rate, wait_job
 from bench.procs import Server, raise_fd_limit
@@ -39,6 +41,18 @@ class Size:
 SIZES = Sizes(
     full=Size(1000, 100_000, 300.0), quick=Size(200, 2_000, 20.0), toy=Size(10, 100, 10.0)
 )
+SIZE_ENV = "BENCH_THROUGHPUT_SIZE"
+"""`NODES,FRAMES` in the environment replaces the size's nodes and frames (a run between quick
+and full, when measuring the harness or the server; budget as the size's)."""
+
+
+def pick_size(size: str) -> Size:
+    picked = SIZES.pick(size)
+    given = os.environ.get(SIZE_ENV, "").strip()
+    if not given:
+        return picked
+    nodes, frames = (int(part) for part in given.split(","))
+    return Size(nodes, frames, max(picked.budget, frames / 1000.0))
 
 
 async def pause_and_settle(api: AsyncApi, job_id: int, timeout: float = 300.0) -> Any:
@@ -88,8 +102,9 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     ctx.say(f"job {job['id']}: {size.frames} frames in chunks of 1, submitted in {submit_s:.2f} s")
     nodes = SimulatedNodes(server.tcp_port, size.nodes, CostModel())
     connect_s = await nodes.connect()
-    ctx.say(f"{size.nodes} simulated nodes connected in {connect_s:.2f} s")
+    ctx.say(f"{size.nodes} simulated nodes connected in {connect_s:.2f} s ({simnodes.LOOP})")
     cpu_harness = time.process_time()
+    kernel_harness = os.times().system
     cpu_server = server.cpu_seconds()
     cpu_loop = server.loop_cpu_seconds()
     wall = time.perf_counter()
@@ -104,6 +119,7 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             finished = False
         wall = time.perf_counter() - wall
     cpu_harness = time.process_time() - cpu_harness
+    kernel_harness = os.times().system - kernel_harness
     cpu_server = server.cpu_seconds() - cpu_server
     cpu_loop = server.loop_cpu_seconds() - cpu_loop
     if finished:
@@ -125,6 +141,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
     lat = latency_figures([lat for _, lat in nodes.stats.latencies])
     loop_us = 1e6 * cpu_loop / reported if reported else 0.0
     other_us = 1e6 * (cpu_server - cpu_loop) / reported if reported else 0.0
+    harness_us = 1e6 * cpu_harness / reported if reported else 0.0
+    kernel_us = 1e6 * kernel_harness / reported if reported else 0.0
     table = [
         {
             "nodes": size.nodes,
@@ -137,6 +155,8 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "job seconds": span,
             "server cpu %": 100 * cpu_server / wall,
             "harness cpu %": 100 * cpu_harness / wall,
+            "harness µs/frame": harness_us,
+            "harness loop": simnodes.LOOP,
             "loop µs/frame": loop_us,
             "writer µs/frame": other_us,
             "drops": nodes.stats.lost,
@@ -168,6 +188,9 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "connect_seconds": connect_s,
             "server_cpu_share": cpu_server / wall,
             "harness_cpu_share": cpu_harness / wall,
+            "harness_cpu_us_per_frame": harness_us,
+            "harness_kernel_cpu_us_per_frame": kernel_us,
+            "harness_loop": simnodes.LOOP,
             "loop_cpu_us_per_frame": loop_us,
             "other_threads_cpu_us_per_frame": other_us,
             "dispatch_latency_under_load": lat,
@@ -181,16 +204,19 @@ async def _measure(ctx: Context, server: Server, size: Size) -> Result:
             "server cpu % near 100 means the server's one event loop is the limit",
             "loop µs/frame: CPU of the event loop's thread per reported frame; writer µs/frame:"
             " the other threads (the writer, mostly)",
+            "harness µs/frame: CPU of the bench process (the simulated nodes, mostly) per"
+            " reported frame; harness_kernel_cpu_us_per_frame: the part in the kernel (the"
+            " sockets)",
             "reported_frames_not_done: reports the server never read (it dropped their node)",
         ],
     )
 
 
 def run(ctx: Context) -> Result:
-    size = SIZES.pick(ctx.size)
+    size = pick_size(ctx.size)
     raise_fd_limit(size.nodes * 2 + 256)
     with Server(ctx.workdir / "server").start() as server:
-        result = asyncio.run(_measure(ctx, server, size))
+        result = simnodes.run(_measure(ctx, server, size))
         server.stop()
     return result
 
