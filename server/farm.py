@@ -81,6 +81,8 @@ class Farm:
     """What a node's repeated faults may log: a line a minute per node and kind (server/quiet.py)."""
     guard: reports.ReportGuard = field(init=False)
     """Frame reports refused per node (server/reports.py): memory only."""
+    owed: set[int] = field(default_factory=set)
+    """Idle nodes whose durable reports no order has told yet (nodes.NodeSession.pay)."""
     _kicked: bool = False
 
     def __post_init__(self) -> None:
@@ -207,6 +209,7 @@ class Farm:
             return
         del self.nodes[cid]
         self.working.pop(cid, None)
+        self.owed.discard(cid)
         self.idle.pop(cid, None)
         if self.stopping:
             return  # shutting down: nothing to write (start-up marks every client offline)
@@ -308,6 +311,20 @@ class Farm:
 
     # -- dispatch ------------------------------------------------------------------------------
 
+    def owe_ack(self, client_id: int) -> None:
+        """An idle node's reports are durable: its order in the next pass tells it, or the
+        pass does (`_pay`)."""
+        self.owed.add(client_id)
+        self.kick()
+
+    def _pay(self, client_id: int | None = None) -> None:
+        """Tell the node (every owed one, by default) of its durable reports now."""
+        for cid in list(self.owed) if client_id is None else [client_id]:
+            self.owed.discard(cid)
+            node = self.nodes.get(cid)
+            if node is not None:
+                node.session.pay()
+
     def kick(self) -> None:
         """Ask for a dispatch pass on the next loop tick (many kicks in a tick make one pass)."""
         if not self._kicked:
@@ -318,19 +335,24 @@ class Farm:
         self._kicked = False
         scheduler = self.scheduler
         if not scheduler.has_work():
+            self._pay()
             return
         working = len(self.working)
         sent = 0
         for cid in list(self.idle):
             node = self.nodes.get(cid)
             if node is None or not node.enabled:
+                self._pay(cid)
                 continue
             order = scheduler.claim(cid, self._sizer(cid, working))
             if order is None:
                 if not scheduler.has_work():
+                    self._pay()
                     return  # nothing for anyone: no need to ask for each idle node
+                self._pay(cid)
                 continue  # nothing this node may take (blocklist, a chunk it just failed)
             del self.idle[cid]
+            self.owed.discard(cid)
             node.chunk_id, node.job_id = order.chunk_id, order.job_id
             node.session.order(order)
             self.emit("chunk", {"id": order.chunk_id, "job_id": order.job_id})
@@ -339,6 +361,7 @@ class Farm:
             if sent >= DISPATCH_SLICE:
                 self.kick()  # the rest after this tick's reads
                 return
+        self._pay()  # owed to nodes no longer idle (reclaimed a chunk): told now
 
     def _sizer(self, client_id: int, nodes: int) -> Sizer:
         node = self.nodes.get(client_id)

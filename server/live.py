@@ -23,6 +23,8 @@ from brender.server.movie import MovieSpec
 from brender.server.states import FrameStatus, JobStatus
 from brender.server.store import Params, Statement
 
+_DISPATCHABLE = frozenset((JobStatus.QUEUED.value, JobStatus.ACTIVE.value))
+
 AUTO = 0
 """`chunk_size` 0: the farm sizes each chunk as nodes claim it (server/chunking.py)."""
 
@@ -268,7 +270,7 @@ class LiveJob:
 
     @property
     def dispatchable(self) -> bool:
-        return self.status in (JobStatus.QUEUED.value, JobStatus.ACTIVE.value)
+        return self.status in _DISPATCHABLE
 
     def sort_key(self) -> tuple[int, int]:
         """Highest priority first, then the oldest job."""

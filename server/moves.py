@@ -110,7 +110,7 @@ class Journal:
 
     def chunk_to(self, chunk: LiveChunk, new: ChunkStatus, **fields: Any) -> None:
         CHUNK_MOVES.check(chunk.status, new)
-        chunk.status = new.value
+        chunk.status = new._value_  # (`.value` is a descriptor call: this is the hot path)
         if new is not _RUNNING:
             if chunk.upload_key is not None:
                 self.retired_keys[chunk.upload_key] = chunk.id
@@ -145,6 +145,7 @@ class Journal:
         self.count_move(job, old, new, len(numbers))
         attempts = job.attempts
         put = self.store.put
+        status = new._value_
         for n in numbers:
             used = attempts.get(n, 0) + spent
             if used:
@@ -155,7 +156,7 @@ class Journal:
                 FRAME_ROW,
                 (job.id, n),
                 (
-                    new.value,
+                    status,
                     client_id,
                     used,
                     chunk_id,

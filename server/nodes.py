@@ -49,6 +49,7 @@ class NodeSession:
         self._out: _Outgoing | None = None
         self._out_batch = -1
         self._durable = 0  # the highest report seq known durable (told, or on the next order)
+        self._owed = False  # idle, and not told of `_durable` yet: its next order will, or `pay`
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -61,7 +62,15 @@ class NodeSession:
         data = render.to_wire()
         if self._durable:
             data["ack"] = self._durable
+        self._owed = False
         self._write(wire.encode(data))
+
+    def pay(self) -> None:
+        """Tell an idle node now what is durable, if no order has told it (the farm calls this
+        for each idle node its dispatch pass gives nothing)."""
+        if self._owed:
+            self._owed = False
+            self._write(wire.encode(messages.Ack(self._durable).to_wire()))
 
     def post(self, message: messages.Message) -> None:
         """Write once everything changed so far is committed."""
@@ -85,6 +94,15 @@ class NodeSession:
         ack = out.ack
         if ack is not None:
             self._durable = max(self._durable, ack)
+            if not out.messages and self.client_id is not None:
+                # The usual case: told with the node's next order. A busy node gets one after
+                # its chunk; an idle one in the next dispatch pass, which pays the ack instead
+                # if it has nothing for the node (under load an idle node waits its turn, and
+                # an `ack` line before each order was a write and a read per chunk).
+                if not self.farm.busy(self.client_id):
+                    self._owed = True
+                    self.farm.owe_ack(self.client_id)
+                return
         for message in out.messages:
             if ack is not None and isinstance(message, messages.Render):
                 message = dataclasses.replace(message, ack=ack)  # the order carries the ack

@@ -31,6 +31,8 @@ from brender.server.store import Statement, Store
 log = logging.getLogger(__name__)
 
 
+_QUEUED = JobStatus.QUEUED.value
+
 JOB_FILE_VERSION = Statement("job file version", "UPDATE job SET file_version = {p} WHERE id = {p}")
 
 MAX_ORDER_FRAMES = 10_000
@@ -178,7 +180,7 @@ class Scheduler(Returns):
             started_at=stamp,
             spent=1,
         )
-        if job.status == JobStatus.QUEUED.value:
+        if job.status == _QUEUED:
             self.job_to(job, JobStatus.ACTIVE)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

@@ -61,11 +61,17 @@ def farm(
         try:
             node.start()
             with server.tcp() as api:
-                wait_for(
-                    lambda: api.ok({"item": "client", "action": "read"}),
-                    60,
-                    what="the node to connect",
-                )
+                try:
+                    wait_for(
+                        lambda: api.ok({"item": "client", "action": "read"}),
+                        60,
+                        what="the node to connect",
+                    )
+                except AssertionError as exc:  # seen once in CI: say what the two said
+                    raise AssertionError(
+                        f"{exc}\n-- node log --\n{node.log()[-3000:]}"
+                        f"\n-- server log --\n{server.log()[-3000:]}"
+                    ) from None
                 api.ok({"item": "client", "action": "disable", "filters": {}})
             yield Farm(server, node)
         finally:
