@@ -6,7 +6,6 @@ chunks and the frames those hold; finished jobs count only in the farm's totals.
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -14,7 +13,7 @@ from typing import Any
 
 import peewee as pw
 
-from brender.server.live import LiveChunk, LiveJob
+from brender.server.live import ChunkQueue, LiveChunk, LiveJob
 from brender.server.models import Blocklist, Chunk, Frame, Job, database, tuples
 from brender.server.scheduler import Scheduler
 from brender.server.states import ChunkStatus, FrameStatus, JobStatus
@@ -92,14 +91,17 @@ def load_jobs(job_ids: Sequence[int]) -> list[LiveJob]:
             log.warning("frames %s have no open chunk %d; skipped", _span(numbers), chunk_id)
             continue
         chunk.frames = _compact(numbers)
+    queued: dict[int, list[LiveChunk]] = {job_id: [] for job_id in jobs}
     for chunk in chunks.values():
         job = chunk.job
         if chunk.status == ChunkStatus.RUNNING.value:
             job.running[chunk.id] = chunk  # closed by its node's report, or given back
         elif chunk.frames:
-            job.queue.append(chunk)  # (a queued chunk whose frames are all final has nothing to do)
-    for job in jobs.values():
-        heapq.heapify(job.queue)  # once, not a push per chunk
+            queued[job.id].append(
+                chunk
+            )  # (a queued chunk whose frames are all final has nothing to do)
+    for job_id, waiting in queued.items():
+        jobs[job_id].queue = ChunkQueue(waiting)  # heaped once, not a push per chunk
     for entry in Blocklist.select().where(Blocklist.job.in_(ids)):
         jobs[entry.job_id].failures[entry.client_id] = (entry.failures, entry.reason)
     failed = (

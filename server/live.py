@@ -12,7 +12,7 @@ import heapq
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,10 +164,6 @@ class LiveChunk:
     must carry (memory only: a chunk loaded after a restart has none until its node reclaims
     it). Cleared, and kept among the retired keys, when the chunk stops running there."""
 
-    def __lt__(self, other: LiveChunk) -> bool:  # the queue's order: first frame, then id
-        mine, theirs = self.frames[0], other.frames[0]
-        return mine < theirs or (mine == theirs and self.id < other.id)
-
     def row(self) -> Params:
         return (
             self.id,
@@ -189,6 +185,62 @@ class LiveChunk:
         return [n for n in self.frames if n not in self.done]
 
 
+class ChunkQueue:
+    """A job's queued chunks, by first frame (then id): a heap of `[first frame, id, chunk]`
+    entries, so a claim's pop compares integers in C instead of calling Python per step. A
+    queued chunk's frames change only through `moved` (carving) or `remove` and `push`."""
+
+    __slots__ = ("_heap",)
+
+    def __init__(self, chunks: Iterable[LiveChunk] = ()) -> None:
+        self._heap: list[list[Any]] = [[c.frames[0], c.id, c] for c in chunks]
+        heapq.heapify(self._heap)
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def __iter__(self) -> Iterator[LiveChunk]:
+        """Every queued chunk, in no particular order."""
+        return (entry[2] for entry in list(self._heap))
+
+    def first(self) -> LiveChunk:
+        chunk: LiveChunk = self._heap[0][2]
+        return chunk
+
+    def smallest(self, count: int) -> list[LiveChunk]:
+        """The first `count` chunks, in order."""
+        return [entry[2] for entry in heapq.nsmallest(count, self._heap)]
+
+    def push(self, chunk: LiveChunk) -> None:
+        heapq.heappush(self._heap, [chunk.frames[0], chunk.id, chunk])
+
+    def take(self, chunk: LiveChunk) -> None:
+        """Take this chunk out (the first in a claim's usual case: O(log n))."""
+        if self._heap and self._heap[0][2] is chunk:
+            heapq.heappop(self._heap)
+        else:
+            self.remove(chunk)
+
+    def remove(self, chunk: LiveChunk) -> None:
+        self._heap = [entry for entry in self._heap if entry[2] is not chunk]
+        heapq.heapify(self._heap)
+
+    def moved(self, chunk: LiveChunk) -> None:
+        """This queued chunk's first frame changed (its front was carved off)."""
+        if self._heap and self._heap[0][2] is chunk:
+            heapq.heapreplace(self._heap, [chunk.frames[0], chunk.id, chunk])
+            return
+        for entry in self._heap:
+            entry[0] = entry[2].frames[0]
+        heapq.heapify(self._heap)
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+
 @dataclass(eq=False)
 class LiveJob:
     """An unfinished job (queued, active or paused) as the scheduler sees it."""
@@ -205,8 +257,8 @@ class LiveJob:
     started_at: float | None = None
     finished_at: float | None = None
     error: str = ""
-    queue: list[LiveChunk] = field(default_factory=list)
-    """Queued chunks, a heap by first frame."""
+    queue: ChunkQueue = field(default_factory=ChunkQueue)
+    """Queued chunks, by first frame."""
     running: dict[int, LiveChunk] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FrameStatus, 0))
     attempts: dict[int, int] = field(default_factory=dict)
@@ -277,7 +329,7 @@ class LiveJob:
         return (-self.priority, self.id)
 
     def enqueue(self, chunk: LiveChunk) -> None:
-        heapq.heappush(self.queue, chunk)
+        self.queue.push(chunk)
 
     def blocked(self, client_id: int, block_after: int) -> bool:
         entry = self.failures.get(client_id)

@@ -5,7 +5,6 @@ the chunks of nodes that never returned are found. Part of the scheduler (server
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Collection
 
@@ -66,7 +65,6 @@ class Returns(Finishing):
             for queued in job.queue:
                 if queued.id == chunk_id:
                     job.queue.remove(queued)
-                    heapq.heapify(job.queue)
                     frames = tuple(queued.frames)
                     self.chunk_to(
                         queued,

@@ -10,7 +10,6 @@ the move tables in server/states.py first.
 from __future__ import annotations
 
 import functools
-import heapq
 import logging
 from collections.abc import Callable, Collection
 from typing import Protocol
@@ -131,10 +130,10 @@ class Scheduler(Returns):
         return None
 
     def _pick(self, client_id: int, job: LiveJob) -> LiveChunk | None:
-        first = job.queue[0]
+        first = job.queue.first()
         if self.may_take(client_id, job, first):
             return first
-        for chunk in heapq.nsmallest(8, job.queue)[1:]:
+        for chunk in job.queue.smallest(8)[1:]:
             if self.may_take(client_id, job, chunk):
                 return chunk
         return None
@@ -149,11 +148,7 @@ class Scheduler(Returns):
             if wanted < len(frames):
                 chunk = self._carve(job, chunk, wanted)
                 frames = chunk.frames
-        if job.queue and job.queue[0] is chunk:
-            heapq.heappop(job.queue)
-        else:
-            job.queue.remove(chunk)
-            heapq.heapify(job.queue)
+        job.queue.take(chunk)
         stamp = now()
         sent = tuple(frames)
         self.chunk_to(
@@ -214,10 +209,10 @@ class Scheduler(Returns):
             frame_end=head_frames[-1],
         )
         chunk.frame_start = chunk.frames[0]
-        heapq.heapify(job.queue)  # the rest's first frame moved on
+        job.queue.moved(chunk)  # the rest's first frame moved on
         self.store.put(CHUNK_ROW, chunk.id, chunk.row())
         self.store.put(CHUNK_ROW, head.id, head.row())
-        job.queue.append(head)  # found and removed by _send at once
+        job.queue.push(head)  # found and taken by _send at once
         return head
 
     def learn_version(self, chunk_id: int, text: str) -> None:

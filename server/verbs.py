@@ -8,7 +8,6 @@ overtake each other on their way to the database.
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -153,7 +152,6 @@ def requeue(s: Scheduler, job: Job, frames: list[tuple[int, int, str]]) -> int:
             finished_at=None,
         )
         live.enqueue(chunk)
-    heapq.heapify(live.queue)
     live.failures.clear()
     live.first_failure = None
     s.store.execute(CLEAR_BLOCKLIST, (job.id,))
