@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -47,6 +48,14 @@ def tracebacks(workdir: Path) -> int:
     )
 
 
+def server_loops(workdir: Path) -> list[str]:
+    """The event loops the servers of the run said they ran on (`event loop: …` at start)."""
+    found = set()
+    for log in workdir.rglob("server.log"):
+        found.update(re.findall(r"event loop: (\w+)", log.read_text(errors="replace")))
+    return sorted(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.list or not args.name:
@@ -76,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = scenario.run(ctx)
         result.details["server_tracebacks"] = tracebacks(workdir)
+        result.details["server_loops"] = server_loops(workdir)
     except Exception as exc:
         traceback.print_exc()
         print(

@@ -123,9 +123,10 @@ Runner = Callable[[Coroutine[Any, Any, int]], int]
 
 def event_loop() -> Runner:
     """How to run the server: on uvloop's event loop where it is installed (a dependency on
-    Linux and macOS; a socket round trip costs a third of asyncio's, and once the farm's own
-    Python per frame was cut, the throughput benchmark took 15-20 % more frames a second on it:
-    bench/RESULTS.md), else on asyncio's. `BRENDER_LOOP=asyncio` or `=uvloop` chooses."""
+    Linux and macOS), else on asyncio's; `BRENDER_LOOP=asyncio` or `=uvloop` chooses. Under
+    load the two carry the same frames a second, but uvloop answers an idle node about twice
+    as fast (dispatch-latency p99 0.9-1.2 ms against 2.1-2.4 ms at 1 node, 3.9-4.5 against
+    4.8-5.4 ms at 1,000; alternated runs in bench/RESULTS.md)."""
     choice = os.environ.get("BRENDER_LOOP", "auto")
     if choice not in ("uvloop", "asyncio", "auto"):
         raise ConfigError(f"BRENDER_LOOP must be uvloop, asyncio or auto, not {choice!r}")

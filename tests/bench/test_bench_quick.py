@@ -51,3 +51,16 @@ def test_scenario_prints_a_json_last_line(name: str, request: pytest.FixtureRequ
     assert isinstance(result["value"], int | float)
     assert result["better"] in ("lower", "higher")
     assert isinstance(result["meets"], bool)
+
+
+def test_the_cycle_bench_runs_every_frame_through_the_farm() -> None:
+    """`python -m bench.cycle` (the loop's Python per frame, no sockets): every frame of its
+    job is reported, and it says what it measured."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.cycle", "--nodes", "5", "--frames", "60"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["frames"] == 60 and out["nodes"] == 5
+    assert {"loop_us_per_frame", "writer_us_per_frame", "harness_us_per_frame"} <= set(out)
