@@ -2,8 +2,7 @@
 
 Work is pushed: whenever something could let a node start a chunk (a node connects or
 finishes, a job is submitted or resumed, a node is enabled) the caller `kick`s the farm, and a
-dispatch pass runs on the next loop tick. A pass hands out at most `DISPATCH_SLICE` orders, then
-yields the loop (so reports and pings are read in between) and goes on in the next tick.
+dispatch pass (server/dispatch.py) runs on the next loop tick.
 """
 
 from __future__ import annotations
@@ -18,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from brender import messages, roots
 from brender.roots import OutputRoots
-from brender.server import chunking, journal, movie, reports, sizing
+from brender.server import chunking, journal, movie, reports
 from brender.server.blobs import BlobStore
+from brender.server.dispatch import Dispatch
 from brender.server.events import Events, Listener
 from brender.server.live import LiveJob
 from brender.server.liveness import Watchdog
@@ -27,7 +27,7 @@ from brender.server.models import Client, tuples
 from brender.server.node_state import Node
 from brender.server.progress import FrameLive, ProgressBook
 from brender.server.quiet import QuietLog
-from brender.server.scheduler import Scheduler, Sizer
+from brender.server.scheduler import Scheduler
 from brender.server.services import clients, outputs
 from brender.server.states import ClientStatus
 from brender.server.store import Statement, Store
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from brender.server.nodes import NodeSession
 
 log = logging.getLogger(__name__)
-
-DISPATCH_SLICE = 64
-"""Orders handed out in one loop tick before reports and pings get their turn."""
 
 ALL_OFFLINE = Statement("all offline", "UPDATE client SET online = {p} WHERE online = {p}")
 CLIENT_OFFLINE = Statement(
@@ -81,9 +78,6 @@ class Farm:
     """What a node's repeated faults may log: a line a minute per node and kind (server/quiet.py)."""
     guard: reports.ReportGuard = field(init=False)
     """Frame reports refused per node (server/reports.py): memory only."""
-    owed: set[int] = field(default_factory=set)
-    """Idle nodes whose durable reports no order has told yet (nodes.NodeSession.pay)."""
-    _kicked: bool = False
 
     def __post_init__(self) -> None:
         self.guard = reports.ReportGuard(self.quiet)
@@ -93,7 +87,8 @@ class Farm:
             self.nodes, settings.heartbeat, settings.node_timeout, self.node_left
         )
         self.scheduler = Scheduler(self.store, self, self.emit)
-        self.scheduler.endgame = self._endgame
+        self.dispatch = Dispatch(self)
+        self.scheduler.endgame = self.dispatch.endgame
         self.finisher = movie.Finisher(
             outputs.committed_frame_files(self.store), self.scheduler.movie_ended
         )
@@ -209,7 +204,7 @@ class Farm:
             return
         del self.nodes[cid]
         self.working.pop(cid, None)
-        self.owed.discard(cid)
+        self.dispatch.owed.discard(cid)
         self.idle.pop(cid, None)
         if self.stopping:
             return  # shutting down: nothing to write (start-up marks every client offline)
@@ -309,74 +304,19 @@ class Farm:
         if orphans:
             self.kick()
 
-    # -- dispatch ------------------------------------------------------------------------------
-
-    def owe_ack(self, client_id: int) -> None:
-        """An idle node's reports are durable: its order in the next pass tells it, or the
-        pass does (`_pay`)."""
-        self.owed.add(client_id)
-        self.kick()
-
-    def _pay(self, client_id: int | None = None) -> None:
-        """Tell the node (every owed one, by default) of its durable reports now."""
-        for cid in list(self.owed) if client_id is None else [client_id]:
-            self.owed.discard(cid)
-            node = self.nodes.get(cid)
-            if node is not None:
-                node.session.pay()
+    # -- dispatch (server/dispatch.py) --------------------------------------------------------
 
     def kick(self) -> None:
         """Ask for a dispatch pass on the next loop tick (many kicks in a tick make one pass)."""
-        if not self._kicked:
-            self._kicked = True
-            asyncio.get_running_loop().call_soon(self._dispatch)
+        self.dispatch.kick()
 
-    def _dispatch(self) -> None:
-        self._kicked = False
-        scheduler = self.scheduler
-        if not scheduler.has_work():
-            self._pay()
-            return
-        working = len(self.working)
-        sent = 0
-        for cid in list(self.idle):
-            node = self.nodes.get(cid)
-            if node is None or not node.enabled:
-                self._pay(cid)
-                continue
-            order = scheduler.claim(cid, self._sizer(cid, working))
-            if order is None:
-                if not scheduler.has_work():
-                    self._pay()
-                    return  # nothing for anyone: no need to ask for each idle node
-                self._pay(cid)
-                continue  # nothing this node may take (blocklist, a chunk it just failed)
-            del self.idle[cid]
-            self.owed.discard(cid)
-            node.chunk_id, node.job_id = order.chunk_id, order.job_id
-            node.session.order(order)
-            self.emit("chunk", {"id": order.chunk_id, "job_id": order.job_id})
-            self.emit("client", {"id": cid})
-            sent += 1
-            if sent >= DISPATCH_SLICE:
-                self.kick()  # the rest after this tick's reads
-                return
-        self._pay()  # owed to nodes no longer idle (reclaimed a chunk): told now
-
-    def _sizer(self, client_id: int, nodes: int) -> Sizer:
-        node = self.nodes.get(client_id)
-        return sizing.sizer(self.speeds, client_id, nodes, node is not None and node.warm)
-
-    def _endgame(self, job: LiveJob, client_id: int, may_take: Callable[[int], bool]) -> bool:
-        return sizing.endgame(
-            self.speeds,
-            job,
-            client_id,
-            self.nodes,
-            self.working_ids,
-            self.scheduler.running,
-            may_take,
-        )
+    def ordered(self, client_id: int, node: Node, order: messages.Render) -> None:
+        """The dispatch pass gave this idle node an order: it is busy from now on."""
+        del self.idle[client_id]
+        node.chunk_id, node.job_id = order.chunk_id, order.job_id
+        node.session.order(order)
+        self.emit("chunk", {"id": order.chunk_id, "job_id": order.job_id})
+        self.emit("client", {"id": client_id})
 
     # -- changes made through the API ---------------------------------------------------------
 

@@ -101,7 +101,7 @@ class NodeSession:
                 # an `ack` line before each order was a write and a read per chunk).
                 if not self.farm.busy(self.client_id):
                     self._owed = True
-                    self.farm.owe_ack(self.client_id)
+                    self.farm.dispatch.owe_ack(self.client_id)
                 return
         for message in out.messages:
             if ack is not None and isinstance(message, messages.Render):

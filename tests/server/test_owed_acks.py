@@ -1,5 +1,5 @@
 """An idle node's durable reports are told by its next order, or by the dispatch pass that has
-none for it (server/nodes.py `pay`, server/farm.py `_dispatch`): never a separate `ack` line
+none for it (server/nodes.py `pay`, server/dispatch.py): never a separate `ack` line
 before an order that is about to go, never left untold."""
 
 from __future__ import annotations
@@ -105,6 +105,6 @@ def test_an_idle_node_with_nothing_to_do_is_told_by_the_pass(
         session._deliver(_Outgoing(ack=3))
         await asyncio.sleep(0)
         assert conn.lines == [{"type": "ack", "seq": 3}]
-        assert farm.owed == set()
+        assert farm.dispatch.owed == set()
 
     run(db, tmp_path, body)
