@@ -12,89 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from brender.paths import path_problem
-from brender.wire import MAX_INT, PROTOCOL_VERSION
-
-Raw = dict[str, Any]
-
-
-class MessageError(ValueError):
-    """A message whose type is unknown or whose fields are missing or of the wrong type."""
-
-
-# -- field readers ------------------------------------------------------------------------------
-
-
-def _int(m: Raw, key: str, default: int | None = None) -> int:
-    value = m.get(key, default)
-    if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
-        raise MessageError(f"'{key}' must be an integer (|n| <= 2**53)")
-    return value
-
-
-def _opt_int(m: Raw, key: str) -> int | None:
-    value = m.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
-        raise MessageError(f"'{key}' must be an integer (|n| <= 2**53) or null")
-    return value
-
-
-def _str(m: Raw, key: str, default: str | None = None) -> str:
-    value = m.get(key, default)
-    if not isinstance(value, str):
-        raise MessageError(f"'{key}' must be a string")
-    return value
-
-
-def _opt_str(m: Raw, key: str) -> str | None:
-    value = m.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MessageError(f"'{key}' must be a string or null")
-    return value
-
-
-def _opt_number(m: Raw, key: str) -> float | None:
-    value = m.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise MessageError(f"'{key}' must be a number or null")
-    return float(value)
-
-
-def _bool(m: Raw, key: str, default: bool = False) -> bool:
-    value = m.get(key, default)
-    if not isinstance(value, bool):
-        raise MessageError(f"'{key}' must be true or false")
-    return value
-
-
-def _ints(m: Raw, key: str) -> tuple[int, ...]:
-    value = m.get(key, [])
-    if not isinstance(value, list) or not all(
-        type(n) is int and -MAX_INT <= n <= MAX_INT for n in value
-    ):
-        raise MessageError(f"'{key}' must be a list of integers")
-    return tuple(value)
-
-
-def _strs(m: Raw, key: str) -> tuple[str, ...]:
-    value = m.get(key) or []
-    if not isinstance(value, list):
-        raise MessageError(f"'{key}' must be a list of strings")
-    return tuple(str(line) for line in value)
-
-
-def _dict(m: Raw, key: str) -> Raw | None:
-    value = m.get(key)
-    if value is not None and not isinstance(value, dict):
-        raise MessageError(f"'{key}' must be an object or null")
-    return value
-
+from brender.fields import (
+    BlenderInfo,
+    HeldChunk,
+    MessageError,
+    Raw,
+    boolean,
+    integer,
+    integers,
+    manifest,
+    obj,
+    opt_integer,
+    opt_number,
+    opt_string,
+    roots,
+    string,
+    strings,
+    upload_key,
+)
+from brender.wire import PROTOCOL_VERSION
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _OPTIONAL = frozenset(
@@ -147,42 +83,6 @@ class Message:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class HeldChunk:
-    """The `chunk` of a `hello`: a chunk the node still renders, or has unsent reports of."""
-
-    chunk_id: int
-    running: bool
-
-    def to_wire(self) -> Raw:
-        return {"chunk_id": self.chunk_id, "running": self.running}
-
-
-@dataclass(frozen=True, slots=True)
-class BlenderInfo:
-    """One Blender a node can run (`hello.blenders`): its version, how it runs (`binary`, or
-    `bpy`: Blender as a Python module) and the Cycles device types it reports."""
-
-    version: str
-    kind: str = "binary"
-    devices: tuple[str, ...] = ("CPU",)
-
-    def to_wire(self) -> Raw:
-        return {"version": self.version, "kind": self.kind, "devices": list(self.devices)}
-
-    @classmethod
-    def parse(cls, m: Any) -> BlenderInfo:
-        if not isinstance(m, dict):
-            raise MessageError("each of 'blenders' must be an object")
-        kind = _str(m, "kind", "binary")
-        if kind not in ("binary", "bpy"):
-            raise MessageError("a Blender's 'kind' must be 'binary' or 'bpy'")
-        version = _str(m, "version")
-        if not version.strip() or len(version) > 64:
-            raise MessageError("a Blender's 'version' must be a short non-empty string")
-        return cls(version, kind, _strs(m, "devices") or ("CPU",))
-
-
 def _blenders(m: Raw) -> tuple[BlenderInfo, ...]:
     value = m.get("blenders")
     if value is None:
@@ -222,39 +122,26 @@ class Hello(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> Hello:
-        held = _dict(m, "chunk")
+        held = obj(m, "chunk")
         return cls(
-            node_id=_str(m, "node_id"),
-            name=_str(m, "name", ""),
-            hostname=_str(m, "hostname", ""),
-            mac_address=_opt_str(m, "mac_address"),
-            cpus=_int(m, "cpus", 0),
-            memory=_int(m, "memory", 0),
-            blender_version=_str(m, "blender_version", ""),
-            token=_opt_str(m, "token"),
+            node_id=string(m, "node_id"),
+            name=string(m, "name", ""),
+            hostname=string(m, "hostname", ""),
+            mac_address=opt_string(m, "mac_address"),
+            cpus=integer(m, "cpus", 0),
+            memory=integer(m, "memory", 0),
+            blender_version=string(m, "blender_version", ""),
+            token=opt_string(m, "token"),
             chunk=None
             if held is None
-            else HeldChunk(_int(held, "chunk_id"), _bool(held, "running", True)),
-            protocol=_int(m, "protocol", 1),
+            else HeldChunk(integer(held, "chunk_id"), boolean(held, "running", True)),
+            protocol=integer(m, "protocol", 1),
             blenders=_blenders(m),
-            allow_autoexec=_bool(m, "allow_autoexec"),
-            warm=_bool(m, "warm"),
-            output_roots=_roots(m),
-            output_beside_blend=_bool(m, "output_beside_blend"),
+            allow_autoexec=boolean(m, "allow_autoexec"),
+            warm=boolean(m, "warm"),
+            output_roots=roots(m),
+            output_beside_blend=boolean(m, "output_beside_blend"),
         )
-
-
-def _roots(m: Raw) -> tuple[str, ...] | None:
-    value = m.get("output_roots")
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) > 64
-        or not all(isinstance(r, str) and path_problem(r) is None for r in value)
-    ):
-        raise MessageError("'output_roots' must be a list of absolute paths (at most 64)")
-    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,12 +158,16 @@ class Welcome(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> Welcome:
-        beat = _opt_number(m, "heartbeat")
-        port = _opt_int(m, "http_port")
+        beat = opt_number(m, "heartbeat")
+        port = opt_integer(m, "http_port")
         if port is not None and not 0 < port < 65536:
             raise MessageError("'http_port' must be a port number")
         return cls(
-            _int(m, "client_id"), beat or 0.0, _str(m, "server_version", ""), port, _upload_key(m)
+            integer(m, "client_id"),
+            beat or 0.0,
+            string(m, "server_version", ""),
+            port,
+            upload_key(m),
         )
 
 
@@ -288,7 +179,7 @@ class Error(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> Error:
-        return cls(_str(m, "code", "error"), _str(m, "message", ""))
+        return cls(string(m, "code", "error"), string(m, "message", ""))
 
 
 UPLOAD_KEY_HEADER = "X-Brender-Upload-Key"
@@ -333,7 +224,7 @@ class Render(Message):
             # blender -b reads "-s -5" as "5 before the end": negative frames cannot be asked for.
             if n < 0:
                 raise MessageError(f"frame {n} is negative; blender -b cannot render it")
-        blend = _opt_str(m, "blend_file")
+        blend = opt_string(m, "blend_file")
         if not blend:
             raise MessageError("'blend_file' is missing")
         timeout = m.get("timeout")
@@ -342,36 +233,19 @@ class Render(Message):
         ):
             raise MessageError("'timeout' must be a positive number of seconds")
         return cls(
-            chunk_id=_int(m, "chunk_id"),
-            job_id=_opt_int(m, "job_id"),
+            chunk_id=integer(m, "chunk_id"),
+            job_id=opt_integer(m, "job_id"),
             blend_file=blend,
-            output=_opt_str(m, "output") or None,
-            format=_opt_str(m, "format") or None,
+            output=opt_string(m, "output") or None,
+            format=opt_string(m, "format") or None,
             frames=tuple(dict.fromkeys(frames)),  # each frame once, in the order given
             timeout=float(timeout) if timeout is not None else None,
-            ack=_opt_int(m, "ack"),
-            blender=_opt_str(m, "blender"),
-            autoexec=_bool(m, "autoexec"),
-            manifest=_manifest(m),
-            upload_key=_upload_key(m),
+            ack=opt_integer(m, "ack"),
+            blender=opt_string(m, "blender"),
+            autoexec=boolean(m, "autoexec"),
+            manifest=manifest(m),
+            upload_key=upload_key(m),
         )
-
-
-def _upload_key(m: Raw) -> str | None:
-    value = _opt_str(m, "upload_key")
-    if value is not None and (not 0 < len(value) <= 128 or value.strip(_KEY_CHARS)):
-        raise MessageError("'upload_key' must be 1 to 128 URL-safe characters (A-Z a-z 0-9 - _)")
-    return value
-
-
-_KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-def _manifest(m: Raw) -> str | None:
-    value = _opt_str(m, "manifest")
-    if value is not None and (len(value) != 64 or value.strip("0123456789abcdef")):
-        raise MessageError("'manifest' must be a SHA-256 (64 lowercase hex digits)")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +255,7 @@ class Cancel(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> Cancel:
-        return cls(_int(m, "chunk_id"))
+        return cls(integer(m, "chunk_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +266,7 @@ class SystemRequest(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> SystemRequest:
-        return cls(_str(m, "command", ""), _int(m, "request"))
+        return cls(string(m, "command", ""), integer(m, "request"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +280,7 @@ class SystemReply(Message):
     @classmethod
     def parse(cls, m: Raw) -> SystemReply:
         return cls(
-            _str(m, "command", ""), _int(m, "request"), _dict(m, "data"), _opt_str(m, "error")
+            string(m, "command", ""), integer(m, "request"), obj(m, "data"), opt_string(m, "error")
         )
 
     def to_wire(self) -> Raw:
@@ -427,7 +301,7 @@ class Ack(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> Ack:
-        return cls(_int(m, "seq"))
+        return cls(integer(m, "seq"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,16 +340,16 @@ class Progress(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> Progress:
-        phase = _opt_str(m, "phase")
+        phase = opt_string(m, "phase")
         if phase is not None and phase not in PHASES:
             raise MessageError(f"'phase' must be one of {', '.join(PHASES)}")
         return cls(
-            _int(m, "chunk_id"),
-            _int(m, "frame"),
+            integer(m, "chunk_id"),
+            integer(m, "frame"),
             phase,
-            _opt_int(m, "samples"),
-            _opt_int(m, "total"),
-            _opt_number(m, "remaining"),
+            opt_integer(m, "samples"),
+            opt_integer(m, "total"),
+            opt_number(m, "remaining"),
         )
 
 
@@ -493,11 +367,11 @@ class FrameDone(Message):
     @classmethod
     def parse(cls, m: Raw) -> FrameDone:
         return cls(
-            _int(m, "chunk_id"),
-            _int(m, "frame"),
-            _str(m, "output_file", ""),
-            _opt_number(m, "render_time"),
-            _opt_int(m, "seq"),
+            integer(m, "chunk_id"),
+            integer(m, "frame"),
+            string(m, "output_file", ""),
+            opt_number(m, "render_time"),
+            opt_integer(m, "seq"),
         )
 
 
@@ -518,14 +392,14 @@ class ChunkDone(Message):
     @classmethod
     def parse(cls, m: Raw) -> ChunkDone:
         return cls(
-            chunk_id=_int(m, "chunk_id"),
-            ok=_bool(m, "ok"),
-            exit_code=_opt_int(m, "exit_code"),
-            canceled=_bool(m, "canceled"),
-            frames_done=_ints(m, "frames_done"),
-            error=_opt_str(m, "error"),
-            log_tail=_strs(m, "log_tail"),
-            seq=_opt_int(m, "seq"),
+            chunk_id=integer(m, "chunk_id"),
+            ok=boolean(m, "ok"),
+            exit_code=opt_integer(m, "exit_code"),
+            canceled=boolean(m, "canceled"),
+            frames_done=integers(m, "frames_done"),
+            error=opt_string(m, "error"),
+            log_tail=strings(m, "log_tail"),
+            seq=opt_integer(m, "seq"),
         )
 
 
@@ -544,10 +418,10 @@ class Rejected(Message):
     @classmethod
     def parse(cls, m: Raw) -> Rejected:
         return cls(
-            _opt_int(m, "chunk_id"),
-            _str(m, "reason", ""),
-            _opt_str(m, "file_version"),
-            _bool(m, "outside_roots") or None,
+            opt_integer(m, "chunk_id"),
+            string(m, "reason", ""),
+            opt_string(m, "file_version"),
+            boolean(m, "outside_roots") or None,
         )
 
 
