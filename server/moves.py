@@ -124,6 +124,35 @@ class Journal:
             setattr(chunk, key, value)
         self.store.put(CHUNK_ROW, chunk.id, chunk.row())
 
+    def start_run(
+        self,
+        chunk: LiveChunk,
+        client_id: int,
+        *,
+        spent: int,
+        started_at: float | None = None,
+        **fields: Any,
+    ) -> tuple[int, ...]:
+        """A queued chunk starts running on this node: out of its job's queue, tracked, its
+        frames rendering (`spent` attempts each: 1 for a new run, 0 for a node that reclaims
+        the run it had). Answers the frames sent."""
+        job = chunk.job
+        job.queue.take(chunk)
+        frames = tuple(chunk.frames)
+        if started_at is not None:
+            fields["started_at"] = started_at  # a new run; a reclaimed one keeps its start
+        self.chunk_to(
+            chunk, ChunkStatus.RUNNING, client_id=client_id, frames=frames, done={},
+            upload_key=job.new_upload_key(), **fields,
+        )  # fmt: skip
+        self._track(chunk)
+        job.running[chunk.id] = chunk
+        self.frames_to(
+            job, frames, FrameStatus.QUEUED, FrameStatus.RENDERING, client_id,
+            chunk_id=chunk.id, started_at=started_at, spent=spent,
+        )  # fmt: skip
+        return frames
+
     def frames_to(
         self,
         job: LiveJob,

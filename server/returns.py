@@ -64,26 +64,7 @@ class Returns(Finishing):
                 continue
             for queued in job.queue:
                 if queued.id == chunk_id:
-                    job.queue.remove(queued)
-                    frames = tuple(queued.frames)
-                    self.chunk_to(
-                        queued,
-                        ChunkStatus.RUNNING,
-                        client_id=client_id,
-                        frames=frames,
-                        done={},
-                        upload_key=job.new_upload_key(),
-                    )
-                    self._track(queued)
-                    job.running[queued.id] = queued
-                    self.frames_to(
-                        job,
-                        frames,
-                        FrameStatus.QUEUED,
-                        FrameStatus.RENDERING,
-                        client_id,
-                        chunk_id=queued.id,
-                    )
+                    self.start_run(queued, client_id, spent=0)
                     log.info(
                         "job %d chunk %d reclaimed by returning client %d",
                         job.id,

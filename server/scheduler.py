@@ -148,32 +148,15 @@ class Scheduler(Returns):
             if wanted < len(frames):
                 chunk = self._carve(job, chunk, wanted)
                 frames = chunk.frames
-        job.queue.take(chunk)
         stamp = now()
-        sent = tuple(frames)
-        self.chunk_to(
+        sent = self.start_run(
             chunk,
-            ChunkStatus.RUNNING,
-            client_id=client_id,
+            client_id,
+            spent=1,
             started_at=stamp,
             attempts=chunk.attempts + 1,
             exit_code=None,
-            frames=sent,
-            done={},
             ordered=(job.output, job.format, job.blend_file),
-            upload_key=job.new_upload_key(),
-        )
-        self._track(chunk)
-        job.running[chunk.id] = chunk
-        self.frames_to(
-            job,
-            sent,
-            FrameStatus.QUEUED,
-            FrameStatus.RENDERING,
-            client_id,
-            chunk_id=chunk.id,
-            started_at=stamp,
-            spent=1,
         )
         if job.status == _QUEUED:
             self.job_to(job, JobStatus.ACTIVE)

@@ -67,9 +67,8 @@ def endgame(
     mine_seconds = mine_timing.mean if mine_timing is not None else None
     clock = time.time()
     job_id = job.id
-    # (free at, seconds or None) of every other working node, one pass, no calls per node.
-    estimates: list[tuple[float, float | None]] = []
-    candidates: list[int] = []
+    # (client, free at, seconds or None) of every other working node: one pass, no calls.
+    others: list[tuple[int, float, float | None]] = []
     inverse_sum = 1 / mine_seconds if mine_seconds else 0.0
     measured = 1 if mine_seconds else 0
     for cid in able:
@@ -89,14 +88,13 @@ def endgame(
             free_at = clock + left_there * seconds
         else:
             continue  # busy elsewhere, or at an unknown pace: not counted on
-        estimates.append((free_at, seconds))
-        candidates.append(cid)
-    if left > len(estimates) or not measured:
+        others.append((cid, free_at, seconds))
+    if left > len(others) or not measured:
         return True
     average = measured / inverse_sum
     mine = clock + (mine_seconds or average)
     sooner = 0
-    for cid, (free_at, seconds) in zip(candidates, estimates, strict=True):
+    for cid, free_at, seconds in others:
         if max(free_at, clock) + (seconds or average) < mine and may_take(cid):
             sooner += 1
             if sooner >= left:
