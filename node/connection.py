@@ -96,7 +96,8 @@ class Connection:
     async def settle(self, timeout: float) -> bool:
         """Wait until the master has read every queued report (or `timeout`)."""
         try:
-            await asyncio.wait_for(self._outbox.settled.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._outbox.settled.wait()
         except TimeoutError:
             return False
         return True
@@ -107,7 +108,11 @@ class Connection:
         said = ""  # the last reason logged: each new one once, repeats at debug level
         while True:
             try:
-                reader, writer = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT)
+                # asyncio.timeout, never wait_for: on 3.11 wait_for drops a cancel that lands
+                # with its result, and a node told to stop would go on serving
+                # (tests/node/test_node_stop_race.py).
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    reader, writer = await self._open()
             except (OSError, TimeoutError) as exc:
                 reason = describe(exc, self.host) or str(exc) or type(exc).__name__
                 level = logging.ERROR if isinstance(exc, ssl.SSLError) else logging.WARNING
@@ -167,7 +172,8 @@ class Connection:
         hello = self._hello()
         writer.write(wire.encode(hello.to_wire()))
         await writer.drain()
-        answer, early = await asyncio.wait_for(self._handshake(reader), WELCOME_TIMEOUT)
+        async with asyncio.timeout(WELCOME_TIMEOUT):
+            answer, early = await self._handshake(reader)
         if self._on_welcome is not None:
             self._on_welcome(hello, answer)
         self.client_id = answer.client_id
@@ -303,4 +309,5 @@ class Connection:
     async def _close(writer: asyncio.StreamWriter) -> None:
         writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()

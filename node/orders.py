@@ -243,7 +243,8 @@ class OrderHandler:
             return
         self._runner.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(task)
         if not task.done():
             task.cancel()  # the runner's own cleanup SIGKILLs the process group
             with contextlib.suppress(asyncio.CancelledError):

@@ -299,7 +299,8 @@ class BlenderRunner:
     async def _terminate_group(self, proc: asyncio.subprocess.Process) -> None:
         self._killpg(proc, signal.SIGTERM)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), self.kill_grace)
+            async with asyncio.timeout(self.kill_grace):
+                await asyncio.shield(proc.wait())
         # SIGKILL the group either way: the leader may be gone and a child not.
         self._killpg(proc, signal.SIGKILL)
 

@@ -105,7 +105,8 @@ class WarmBlender:
     async def exit_code(self) -> int:
         """Its exit code, once its output has ended (killing its group if it lingers)."""
         try:
-            return await asyncio.wait_for(asyncio.shield(self.proc.wait()), EXIT_WAIT)
+            async with asyncio.timeout(EXIT_WAIT):
+                return await asyncio.shield(self.proc.wait())
         except TimeoutError:
             self.kill()
             return await self.proc.wait()
@@ -116,7 +117,8 @@ class WarmBlender:
         with contextlib.suppress(Exception):
             await asyncio.shield(self.proc.wait())
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(self._pump, EXIT_WAIT)
+            async with asyncio.timeout(EXIT_WAIT):
+                await self._pump
         if self.proc.stdin is not None:
             self.proc.stdin.close()
 

@@ -153,7 +153,8 @@ class LocalNode:
         if process is not None and process.returncode is None:
             process.terminate()
             try:
-                await asyncio.wait_for(process.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await process.wait()
             except TimeoutError:
                 process.kill()
                 await process.wait()

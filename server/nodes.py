@@ -99,6 +99,9 @@ class NodeSession:
                 # its chunk; an idle one in the next dispatch pass, which pays the ack instead
                 # if it has nothing for the node (under load an idle node waits its turn, and
                 # an `ack` line before each order was a write and a read per chunk).
+                later = self._out
+                if later is not None and later is not out and later.ack is not None:
+                    return  # a batch still committing acknowledges more: it tells the node
                 if not self.farm.busy(self.client_id):
                     self._owed = True
                     self.farm.dispatch.owe_ack(self.client_id)
@@ -127,7 +130,8 @@ class NodeSession:
         self._pending[request] = future
         self.send(messages.SystemRequest(command, request))
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             raise FarmError(
                 f"node {self.name} did not answer within {timeout:g} s", "timeout"

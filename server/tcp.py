@@ -99,7 +99,8 @@ class FarmTCP:
 
         loop.add_reader(sock.fileno(), readable)
         try:
-            await asyncio.wait_for(ready, HANDSHAKE_TIMEOUT)
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                await ready
         finally:
             loop.remove_reader(sock.fileno())
         first = sock.recv(1, socket.MSG_PEEK)

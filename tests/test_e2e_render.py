@@ -127,7 +127,7 @@ def test_node_restart_keeps_its_client(tmp_path: Path, db_url: str) -> None:
                     60,
                     what="node online",
                 )
-                assert node.stop() == 0
+                assert node.stop() == 0, node.log()[-3000:]
                 wait_for(
                     lambda: (
                         not any(c["online"] for c in api.ok({"item": "client", "action": "read"}))

@@ -108,3 +108,25 @@ def test_an_idle_node_with_nothing_to_do_is_told_by_the_pass(
         assert farm.dispatch.owed == set()
 
     run(db, tmp_path, body)
+
+
+def test_an_idle_node_is_told_once_when_its_reports_commit_in_two_batches(
+    db: pw.Database, tmp_path: Path
+) -> None:
+    async def body(farm: Farm) -> None:
+        session, conn = await node(farm)
+        await job(farm, 2, paused=True)  # nothing to dispatch
+        assert session.client_id is not None
+        conn.lines.clear()
+        # Seq 4 is committed while seq 5-6 (the chunk's end: the node is idle already) are in
+        # a batch still committing: only that batch's ack is sent, not 4 and then 6.
+        first = _Outgoing(ack=4)
+        session._acked(6)  # the later batch, as a report read after the first batch closed
+        session._deliver(first)
+        await asyncio.sleep(0)
+        assert conn.lines == []
+        await farm.store.drain()
+        await asyncio.sleep(0)
+        assert conn.lines == [{"type": "ack", "seq": 6}]
+
+    run(db, tmp_path, body)
