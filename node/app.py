@@ -18,7 +18,7 @@ from brender.node.errors import NodeError, Unauthorized
 from brender.node.fetch import FarmFiles
 from brender.node.orders import OrderHandler
 from brender.node.packed import PackedRunner
-from brender.node.runner import BlenderRunner
+from brender.node.runner import BlenderRunner, clear_temp
 from brender.node.warm import WarmRunner
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ async def run_node(
         log.error("%s", exc)
         return EXIT_CONFIG
     psutil.cpu_percent(interval=None)  # so `system info` measures from now, without blocking
+    await asyncio.to_thread(clear_temp, config.work_dir)
     if stop is None:
         stop = asyncio.Event()
     runner_is_warm = runner is None and config.warm  # a runner given by a caller is its own

@@ -13,8 +13,10 @@ import ctypes
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -76,21 +78,59 @@ def build_command(
     return cmd
 
 
+TEMP_DIR = "tmp"
+"""Under the work dir: each Blender's own temporary folder (TMPDIR), removed when it ends."""
+
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+def clear_temp(work_dir: Path) -> None:
+    """Remove what Blenders of an earlier run of this node left (a node killed with -9 takes
+    its Blenders with it, PDEATHSIG, before they can tidy up)."""
+    shutil.rmtree(work_dir / TEMP_DIR, ignore_errors=True)
+
+
 async def spawn(
     cmd: Sequence[str], cwd: Path | None, stdin: int = asyncio.subprocess.DEVNULL
 ) -> asyncio.subprocess.Process:
     """Start Blender in its own process group (its pid is the group's id), output on one pipe,
-    to be killed with the node (PDEATHSIG)."""
-    return await asyncio.create_subprocess_exec(
-        *cmd,
-        stdin=stdin,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-        cwd=cwd,
-        limit=READ_SIZE * 16,
-    )
+    to be killed with the node (PDEATHSIG).
+
+    With a `cwd` (the node's work dir), Blender gets a temporary folder of its own there
+    (TMPDIR), removed once it has exited: a Blender that is killed (a cancel, a hang, a warm
+    Blender let go) never tidies its `blender_*` folder and its render buffers up itself."""
+    env = None
+    temp = None
+    if cwd is not None:
+        (cwd / TEMP_DIR).mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix="blender-", dir=cwd / TEMP_DIR))
+        env = {**os.environ, "TMPDIR": str(temp)}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            cwd=cwd,
+            env=env,
+            limit=READ_SIZE * 16,
+        )
+    except BaseException:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+        raise
+    if temp is not None:
+        task = asyncio.create_task(_remove_after(proc, temp))
+        _cleanups.add(task)
+        task.add_done_callback(_cleanups.discard)
+    return proc
+
+
+async def _remove_after(proc: asyncio.subprocess.Process, temp: Path) -> None:
+    await proc.wait()
+    await asyncio.to_thread(shutil.rmtree, temp, True)
 
 
 def short(line: str) -> str:

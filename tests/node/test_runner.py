@@ -293,3 +293,31 @@ def test_the_orders_hang_timeout_wins(tmp_path: Path) -> None:
     hung = RenderOrder(1, str(tmp_path / "a.blend"), (1,), timeout=0.5)
     result = run(runner.run(hung, lambda e: None), 10)
     assert result.error == "Blender printed nothing for 0.5 s"
+
+
+def test_blenders_temporary_folder_is_the_nodes_and_goes_when_it_is_killed(
+    blender: str, slow_scene: Path, tmp_path: Path
+) -> None:
+    # A killed Blender never removes its `blender_*` folder (and any render buffers in it):
+    # each Blender gets one of its own under the work dir's tmp/, removed once it has exited.
+    work = tmp_path / "work"
+    work.mkdir()
+    runner = BlenderRunner(blender, cwd=work)
+    events: list[Event] = []
+    temp = work / "tmp"
+
+    def blenders_own() -> list[Path]:
+        return list(temp.glob("blender-*/blender_*"))
+
+    async def scenario() -> ChunkResult:
+        task = asyncio.create_task(
+            runner.run(order(slow_scene, tmp_path / "out", list(range(1, 50))), events.append)
+        )
+        await wait_for_condition(lambda: bool(events), 30, "Blender's first frame")
+        assert blenders_own(), f"Blender's temporary folder is not under {temp}"
+        runner.cancel()
+        result = await task
+        await wait_for_condition(lambda: not any(temp.iterdir()), 10, "its folder removed")
+        return result
+
+    assert run(scenario()).canceled
