@@ -1,11 +1,12 @@
 """The fields of the protocol's messages (brender.messages): each reader checks one field of a
-parsed line and raises `MessageError` naming it, and the parts some messages hold
-(`HeldChunk`, `BlenderInfo`). Integers must be within ±2**53, as in the API."""
+parsed line and raises `MessageError` naming it, the parts some messages hold (`HeldChunk`,
+`BlenderInfo`), and the messages' common shape (`Message`: how their fields go on the wire).
+Integers must be within ±2**53, as in the API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 from brender.paths import path_problem
 from brender.wire import MAX_INT
@@ -155,3 +156,63 @@ class BlenderInfo:
         if not version.strip() or len(version) > 64:
             raise MessageError("a Blender's 'version' must be a short non-empty string")
         return cls(version, kind, strings(m, "devices") or ("CPU",))
+
+
+# -- the messages' common shape -----------------------------------------------------------------
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_OPTIONAL = frozenset(
+    (
+        "seq",
+        "ack",
+        "blender",
+        "file_version",
+        "manifest",
+        "http_port",
+        "phase",
+        "samples",
+        "total",
+        "remaining",
+        "output_roots",
+        "outside_roots",
+        "upload_key",
+    )
+)
+"""Fields left out of the line when None."""
+_NESTED = frozenset(("chunk", "blenders"))
+"""Fields holding messages' parts (`HeldChunk`, `BlenderInfo`s), written as their objects."""
+
+
+class Message:
+    """The common shape: a `TYPE`, and `to_wire` giving the JSON object (the `_OPTIONAL` fields
+    left out when None, so old peers see exactly the lines they know)."""
+
+    TYPE: ClassVar[str]
+    __slots__ = ()
+
+    def to_wire(self) -> Raw:
+        out: Raw = {"type": self.TYPE}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))  # type: ignore[arg-type]
+        for name in names:
+            value = getattr(self, name)
+            if value is None:
+                if name in _OPTIONAL:
+                    continue
+            elif name in _NESTED:
+                value = value.to_wire() if name == "chunk" else [b.to_wire() for b in value]
+            out[name] = value
+        return out
+
+
+def blender_infos(m: Raw) -> tuple[BlenderInfo, ...]:
+    """A hello's `blenders` (an older node's one `blender_version` when it sends none)."""
+    value = m.get("blenders")
+    if value is None:
+        # A node from before several Blenders: its one Blender, as `blender_version` says.
+        version = m.get("blender_version")
+        return (BlenderInfo(version),) if isinstance(version, str) and version else ()
+    if not isinstance(value, list) or len(value) > 32:
+        raise MessageError("'blenders' must be a list (at most 32)")
+    return tuple(BlenderInfo.parse(b) for b in value)

@@ -9,14 +9,16 @@ sees well-formed messages.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from brender.fields import (
     BlenderInfo,
     HeldChunk,
+    Message,
     MessageError,
     Raw,
+    blender_infos,
     boolean,
     integer,
     integers,
@@ -32,66 +34,10 @@ from brender.fields import (
 )
 from brender.wire import PROTOCOL_VERSION
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_OPTIONAL = frozenset(
-    (
-        "seq",
-        "ack",
-        "blender",
-        "file_version",
-        "manifest",
-        "http_port",
-        "phase",
-        "samples",
-        "total",
-        "remaining",
-        "output_roots",
-        "outside_roots",
-        "upload_key",
-    )
-)
-"""Fields left out of the line when None."""
-_NESTED = frozenset(("chunk", "blenders"))
-"""Fields holding messages' parts (`HeldChunk`, `BlenderInfo`s), written as their objects."""
-
 PHASES = ("loading", "synchronizing", "rendering", "compositing", "saving")
 """A frame's phases, as `progress` names them."""
 
 # -- the messages -------------------------------------------------------------------------------
-
-
-class Message:
-    """The common shape: a `TYPE`, and `to_wire` giving the JSON object (the `_OPTIONAL` fields
-    left out when None, so old peers see exactly the lines they know)."""
-
-    TYPE: ClassVar[str]
-    __slots__ = ()
-
-    def to_wire(self) -> Raw:
-        out: Raw = {"type": self.TYPE}
-        names = _FIELD_NAMES.get(type(self))
-        if names is None:
-            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in fields(self))  # type: ignore[arg-type]
-        for name in names:
-            value = getattr(self, name)
-            if value is None:
-                if name in _OPTIONAL:
-                    continue
-            elif name in _NESTED:
-                value = value.to_wire() if name == "chunk" else [b.to_wire() for b in value]
-            out[name] = value
-        return out
-
-
-def _blenders(m: Raw) -> tuple[BlenderInfo, ...]:
-    value = m.get("blenders")
-    if value is None:
-        # A node from before several Blenders: its one Blender, as `blender_version` says.
-        version = m.get("blender_version")
-        return (BlenderInfo(version),) if isinstance(version, str) and version else ()
-    if not isinstance(value, list) or len(value) > 32:
-        raise MessageError("'blenders' must be a list (at most 32)")
-    return tuple(BlenderInfo.parse(b) for b in value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +82,7 @@ class Hello(Message):
             if held is None
             else HeldChunk(integer(held, "chunk_id"), boolean(held, "running", True)),
             protocol=integer(m, "protocol", 1),
-            blenders=_blenders(m),
+            blenders=blender_infos(m),
             allow_autoexec=boolean(m, "allow_autoexec"),
             warm=boolean(m, "warm"),
             output_roots=roots(m),

@@ -18,7 +18,8 @@ from brender.node.errors import NodeError, Unauthorized
 from brender.node.fetch import FarmFiles
 from brender.node.orders import OrderHandler
 from brender.node.packed import PackedRunner
-from brender.node.runner import BlenderRunner, clear_temp
+from brender.node.runner import BlenderRunner
+from brender.node.spawn import clear_temp
 from brender.node.warm import WarmRunner
 
 log = logging.getLogger(__name__)

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import shlex
-import shutil
 import signal
-import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -26,26 +22,13 @@ from brender import framepath
 from brender.node.blender_log import MAX_REFUSED, Event, FrameSaved, LineSplitter, LogTracker
 from brender.node.chunk import ChunkResult, EventCallback, RenderOrder, is_contiguous
 from brender.node.engines import Engine
+from brender.node.spawn import READ_SIZE, spawn
 
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 50
 MAX_TAIL_LINE = 2000
 """Characters kept of one log-tail line, so a `chunk_done` always fits in one wire line."""
-
-READ_SIZE = 64 * 1024
-
-
-PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: on Linux, Blender gets SIGKILL if the node dies (even by
-    kill -9), so a lost node never leaves a Blender rendering behind. Only a plain libc call
-    here (libc was loaded in the parent), as a forked child of a threaded process must."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def build_command(
@@ -76,61 +59,6 @@ def build_command(
     else:
         cmd += ["-f", ",".join(str(f) for f in frames)]
     return cmd
-
-
-TEMP_DIR = "tmp"
-"""Under the work dir: each Blender's own temporary folder (TMPDIR), removed when it ends."""
-
-_cleanups: set[asyncio.Task[None]] = set()
-
-
-def clear_temp(work_dir: Path) -> None:
-    """Remove what Blenders of an earlier run of this node left (a node killed with -9 takes
-    its Blenders with it, PDEATHSIG, before they can tidy up)."""
-    shutil.rmtree(work_dir / TEMP_DIR, ignore_errors=True)
-
-
-async def spawn(
-    cmd: Sequence[str], cwd: Path | None, stdin: int = asyncio.subprocess.DEVNULL
-) -> asyncio.subprocess.Process:
-    """Start Blender in its own process group (its pid is the group's id), output on one pipe,
-    to be killed with the node (PDEATHSIG).
-
-    With a `cwd` (the node's work dir), Blender gets a temporary folder of its own there
-    (TMPDIR), removed once it has exited: a Blender that is killed (a cancel, a hang, a warm
-    Blender let go) never tidies its `blender_*` folder and its render buffers up itself."""
-    env = None
-    temp = None
-    if cwd is not None:
-        (cwd / TEMP_DIR).mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix="blender-", dir=cwd / TEMP_DIR))
-        env = {**os.environ, "TMPDIR": str(temp)}
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=stdin,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-            cwd=cwd,
-            env=env,
-            limit=READ_SIZE * 16,
-        )
-    except BaseException:
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
-        raise
-    if temp is not None:
-        task = asyncio.create_task(_remove_after(proc, temp))
-        _cleanups.add(task)
-        task.add_done_callback(_cleanups.discard)
-    return proc
-
-
-async def _remove_after(proc: asyncio.subprocess.Process, temp: Path) -> None:
-    await proc.wait()
-    await asyncio.to_thread(shutil.rmtree, temp, True)
 
 
 def short(line: str) -> str:

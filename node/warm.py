@@ -39,8 +39,8 @@ from brender.node.runner import (
     describe_exit,
     saved_check,
     short,
-    spawn,
 )
+from brender.node.spawn import spawn
 from brender.node.warm_process import WarmBlender, WarmKey, file_stamp
 
 log = logging.getLogger(__name__)

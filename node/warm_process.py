@@ -14,7 +14,7 @@ import psutil
 
 from brender.node import warm_protocol
 from brender.node.blender_log import LineSplitter
-from brender.node.runner import READ_SIZE
+from brender.node.spawn import READ_SIZE
 
 log = logging.getLogger("brender.node.warm")  # one log for the warm runner and its Blenders
 
