@@ -15,6 +15,7 @@ call `buffer_updated` right after the read, before any other node's).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 import time
@@ -45,6 +46,7 @@ SEQ = b"%d}\n"
 PING = b'{"type":"ping","t":%d.0}\n'
 
 
+@functools.lru_cache(maxsize=64)  # once per output pattern, not per order
 def output_template(output: str) -> FramePath:
     """The JSON text (without quotes) of frame n's file for an order's `output`: `####`
     replaced by the number and `.png` added, as a real node's Blender names it; no `output`,
@@ -270,7 +272,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
             return
         self.chunk_id = chunk
         frames: list[int] = order["frames"]
-        path = self.harness.output_template(order.get("output") or "")
+        path = output_template(order.get("output") or "")
         if self.harness.free or self.harness.cost.chunk_seconds(frames, self.speed) <= 0:
             # Zero cost: every frame and the chunk's end in one write, as a node's outbox would.
             stats.frames += len(frames)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bench.client import HOST
-from bench.simnode import FramePath, SimulatedNode, output_template
+from bench.simnode import SimulatedNode
 
 T = TypeVar("T")
 
@@ -123,14 +123,6 @@ class SimulatedNodes:
         self.stats = Stats()
         self.closing = False
         self.free = cost.free
-        self._templates: dict[str, FramePath] = {}
-
-    def output_template(self, output: str) -> FramePath:
-        """`simnode.output_template`, worked out once per output pattern."""
-        template = self._templates.get(output)
-        if template is None:
-            template = self._templates[output] = output_template(output)
-        return template
 
     async def connect(self, batch: int = 100, timeout: float = 120.0) -> float:
         """Connect every node and wait for every welcome; answers the seconds it took."""

@@ -5,13 +5,15 @@ Integers must be within ±2**53, as in the API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from brender.paths import path_problem
 from brender.wire import MAX_INT
 
 Raw = dict[str, Any]
+T = TypeVar("T")
 
 
 class MessageError(ValueError):
@@ -29,12 +31,7 @@ def integer(m: Raw, key: str, default: int | None = None) -> int:
 
 
 def opt_integer(m: Raw, key: str) -> int | None:
-    value = m.get(key)
-    if value is None:
-        return None
-    if type(value) is not int or not -MAX_INT <= value <= MAX_INT:
-        raise MessageError(f"'{key}' must be an integer (|n| <= 2**53) or null")
-    return value
+    return _or_null(integer, m, key)
 
 
 def string(m: Raw, key: str, default: str | None = None) -> str:
@@ -45,12 +42,17 @@ def string(m: Raw, key: str, default: str | None = None) -> str:
 
 
 def opt_string(m: Raw, key: str) -> str | None:
-    value = m.get(key)
-    if value is None:
+    return _or_null(string, m, key)
+
+
+def _or_null(read: Callable[[Raw, str], T], m: Raw, key: str) -> T | None:
+    """`read`'s field, or None when it is missing or null (the error says null is allowed)."""
+    if m.get(key) is None:
         return None
-    if not isinstance(value, str):
-        raise MessageError(f"'{key}' must be a string or null")
-    return value
+    try:
+        return read(m, key)
+    except MessageError as exc:
+        raise MessageError(f"{exc} or null") from None
 
 
 def opt_number(m: Raw, key: str) -> float | None:

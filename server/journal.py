@@ -96,10 +96,8 @@ def load_jobs(job_ids: Sequence[int]) -> list[LiveJob]:
         job = chunk.job
         if chunk.status == ChunkStatus.RUNNING.value:
             job.running[chunk.id] = chunk  # closed by its node's report, or given back
-        elif chunk.frames:
-            queued[job.id].append(
-                chunk
-            )  # (a queued chunk whose frames are all final has nothing to do)
+        elif chunk.frames:  # (a queued chunk whose frames are all final has nothing to do)
+            queued[job.id].append(chunk)
     for job_id, waiting in queued.items():
         jobs[job_id].queue = ChunkQueue(waiting)  # heaped once, not a push per chunk
     for entry in Blocklist.select().where(Blocklist.job.in_(ids)):

@@ -130,19 +130,15 @@ def event_loop() -> Runner:
     choice = os.environ.get("BRENDER_LOOP", "auto")
     if choice not in ("uvloop", "asyncio", "auto"):
         raise ConfigError(f"BRENDER_LOOP must be uvloop, asyncio or auto, not {choice!r}")
-    if choice == "auto":
-        try:
-            import uvloop
-        except ImportError:
-            return asyncio.run
-        return uvloop.run
-    if choice == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
+    if choice == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
             raise ConfigError("BRENDER_LOOP=uvloop, but uvloop is not installed") from None
-        return uvloop.run
-    return asyncio.run
+        return asyncio.run
+    return uvloop.run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,15 @@ async def job(farm: Farm, frames: int, paused: bool) -> int:
     return int(answer["data"]["id"])
 
 
+async def idle_node(farm: Farm) -> tuple[NodeSession, StandIn]:
+    """A node that joined a farm with nothing to dispatch (a paused job), its lines cleared."""
+    session, conn = await node(farm)
+    await job(farm, 2, paused=True)
+    assert session.client_id is not None
+    conn.lines.clear()
+    return session, conn
+
+
 def test_an_idle_node_hears_of_its_reports_with_the_order_that_follows(
     db: pw.Database, tmp_path: Path
 ) -> None:
@@ -98,10 +107,7 @@ def test_an_idle_node_with_nothing_to_do_is_told_by_the_pass(
     db: pw.Database, tmp_path: Path
 ) -> None:
     async def body(farm: Farm) -> None:
-        session, conn = await node(farm)
-        await job(farm, 2, paused=True)  # nothing to dispatch
-        assert session.client_id is not None
-        conn.lines.clear()
+        session, conn = await idle_node(farm)
         session._deliver(_Outgoing(ack=3))
         await asyncio.sleep(0)
         assert conn.lines == [{"type": "ack", "seq": 3}]
@@ -114,10 +120,7 @@ def test_an_idle_node_is_told_once_when_its_reports_commit_in_two_batches(
     db: pw.Database, tmp_path: Path
 ) -> None:
     async def body(farm: Farm) -> None:
-        session, conn = await node(farm)
-        await job(farm, 2, paused=True)  # nothing to dispatch
-        assert session.client_id is not None
-        conn.lines.clear()
+        session, conn = await idle_node(farm)
         # Seq 4 is committed while seq 5-6 (the chunk's end: the node is idle already) are in
         # a batch still committing: only that batch's ack is sent, not 4 and then 6.
         first = _Outgoing(ack=4)
