@@ -53,16 +53,19 @@ def endgame(
     Asked only in the end game, and kept to one cheap pass over the working nodes: each one's
     finish time is estimated from what the farm knows, `may_take` (the costly question) is
     asked only of those that would finish sooner, and the pass stops once `left` of them are
-    found. A node of unknown speed counts at the average speed of the measured working nodes
+    found; a job with no measured frame time yet (none, or only instant frames) needs no pass
+    at all. A node of unknown speed counts at the average speed of the measured working nodes
     (should_take_frame averages over those that may take the chunk; the difference only
     matters while speeds are unknown, at a job's start)."""
     left = job.counts["queued"]
     if left >= len(nodes):
         return True  # at least a frame for every other node: no end game yet
+    book = speeds.jobs.get(job.id)
+    if not book:
+        return True  # no node has a frame time on the job: nobody is known to be sooner
     able = working()
     if left > len(able) - (client_id in able):
         return True
-    book = speeds.jobs.get(job.id, {})
     mine_timing = book.get(client_id)
     mine_seconds = mine_timing.mean if mine_timing is not None else None
     clock = time.time()

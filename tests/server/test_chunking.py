@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from brender.server import chunking
+from brender.server import chunking, sizing
+from brender.server.live import LiveJob
+
+
+@dataclass
+class _Idle:
+    chunk_id: int | None = None
+    job_id: int | None = None
 
 
 def test_a_lone_node_gets_everything_in_one_chunk() -> None:
@@ -106,3 +116,22 @@ def test_end_game_never_holds_back_the_node_that_would_end_first(
     # Asked when it comes free (or now, if it is idle already).
     at = max(nodes[first][0], now)
     assert chunking.should_take_frame(left, nodes[first][1], others, now=at)
+
+
+def test_end_game_with_no_frame_time_known_lets_any_node_take_without_a_pass() -> None:
+    """Frames that took no measurable time (or none reported yet): nobody is known to be
+    sooner, so the rule answers yes without listing the working nodes (at 1,000 nodes that
+    pass was ~0.5 ms a claim for a job's last 1,000 frames)."""
+    job = LiveJob(1, 0, "active", 0, "/a.blend", "/out/####", "PNG", 600, 3)
+    job.counts["queued"] = 2  # fewer than the 10 nodes: the end game
+    speeds = chunking.SpeedBook()
+    speeds.record(1, 7, 0.0)  # an instant frame is not a measured time
+
+    def working() -> list[int]:
+        raise AssertionError("no pass over the nodes is needed")
+
+    nodes = {cid: _Idle() for cid in range(10)}  # all idle
+    assert sizing.endgame(speeds, job, 3, nodes, working, {})
+    speeds.record(1, 7, 2.0)  # now one is measured: the pass runs (and asks `working`)
+    with pytest.raises(AssertionError, match="no pass"):
+        sizing.endgame(speeds, job, 3, nodes, working, {})
