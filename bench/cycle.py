@@ -2,9 +2,9 @@
 
 The farm (scheduler, store and writer thread on a scratch SQLite database) runs in this
 process with stand-in connections. Each of `--nodes` nodes is told its order; the harness
-answers every order with the two lines a zero-cost node sends (`frame`, `chunk_done`), handed
-to the node's session exactly as server/conn.py hands them, and lets the loop run its dispatch
-pass. What it prints is the CPU of the loop's thread and of the writer per frame, with the
+answers every order with the line a zero-cost node sends (its `chunk_done`, the frame folded
+into it), handed to the node's session exactly as server/conn.py hands it, and lets the loop run
+its dispatch pass. What it prints is the CPU of the loop's thread and of the writer per frame, with the
 harness's own share taken out, so a change to the hot path can be measured in seconds instead
 of a full `throughput` run (which adds the sockets: bench/floor.py measures those).
 
@@ -65,20 +65,17 @@ def _hello(i: int) -> dict[str, Any]:
 
 
 def _answers(order: dict[str, Any], seq: int) -> list[bytes]:
-    chunk = order["chunk_id"]
-    lines = []
-    for n in order["frames"]:
-        seq += 1
-        path = order["output"].replace("####", f"{n:04d}") + ".png"
-        frame = {"type": "frame", "chunk_id": chunk, "frame": n, "output_file": path,
-                 "render_time": 0.0, "seq": seq}  # fmt: skip
-        lines.append(orjson.dumps(frame))
-    seq += 1
-    done = {"type": "chunk_done", "chunk_id": chunk, "ok": True, "exit_code": 0,
+    """A zero-cost node's answer: its frame reports folded into the chunk's end (the master
+    says it reads that in its welcome), one line."""
+    saved = [
+        {"frame": n, "output_file": order["output"].replace("####", f"{n:04d}") + ".png",
+         "render_time": 0.0}
+        for n in order["frames"]
+    ]  # fmt: skip
+    done = {"type": "chunk_done", "chunk_id": order["chunk_id"], "ok": True, "exit_code": 0,
             "canceled": False, "frames_done": order["frames"], "error": "", "log_tail": [],
-            "seq": seq}  # fmt: skip
-    lines.append(orjson.dumps(done))
-    return lines
+            "saved": saved, "seq": seq + 1}  # fmt: skip
+    return [orjson.dumps(done)]
 
 
 async def run(nodes: int, frames: int, profile: Path | None) -> dict[str, Any]:
@@ -124,8 +121,8 @@ async def run(nodes: int, frames: int, profile: Path | None) -> dict[str, Any]:
                 message = orjson.loads(line)
                 if message.get("type") == "render":
                     lines = _answers(message, seqs[i])
-                    seqs[i] += len(lines)
-                    reported += len(lines) - 1
+                    seqs[i] += 1
+                    reported += len(message["frames"])
                     batch.append((session, lines))
         harness += time.thread_time() - t0
         for session, lines in batch:

@@ -3,9 +3,9 @@
     python -m bench.floor [--nodes 1000] [--seconds 10]
 
 The throughput scenario's exchange per one-frame chunk, with nothing else: a client process
-holds `--nodes` loopback connections; each writes its two report lines (a `frame` and a
-`chunk_done`, in one write, as the simulated nodes do) and waits; a server process answers
-each pair of lines with one order line of the real order's size. No JSON, no scheduler, no
+holds `--nodes` loopback connections; each writes its report line (a `chunk_done` with the
+frame's report folded into it, as the simulated nodes send it to a protocol-2 master) and
+waits; a server process answers each with one order line of the real order's size. No JSON, no scheduler, no
 database: what is left is asyncio's Protocol machinery and the kernel's loopback TCP, in two
 Python processes as in `throughput`. It bounds what any Python server on this machine can reach
 with this protocol: the farm's frames/s cannot exceed these round trips/s, and the CPU it
@@ -27,10 +27,9 @@ from typing import cast
 
 HOST = "127.0.0.1"
 REPORT = (
-    b'{"type":"frame","chunk_id":123456,"frame":12345,"output_file":"/renders/job-1/12345.png",'
-    b'"render_time":0.0,"seq":7}\n'
-    b'{"type":"chunk_done","chunk_id":123456,"ok":true,"exit_code":0,"frames_done":[12345],'
-    b'"seq":8}\n'
+    b'{"type":"chunk_done","chunk_id":123456,"ok":true,"exit_code":0,"canceled":false,'
+    b'"frames_done":[12345],"error":"","log_tail":[],"saved":[{"frame":12345,'
+    b'"output_file":"/renders/job-1/12345.png","render_time":0.0}],"seq":8}\n'
 )
 ORDER = (
     b'{"type":"render","chunk_id":123457,"job_id":1,"blend_file":"/projects/bench/scene.blend",'
@@ -39,7 +38,7 @@ ORDER = (
 
 
 class Echo(asyncio.Protocol):
-    """The server side: one order per two report lines."""
+    """The server side: one order per report line."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -51,8 +50,7 @@ class Echo(asyncio.Protocol):
         while (pos := self.buffer.find(b"\n")) >= 0:
             del self.buffer[: pos + 1]
             self.lines += 1
-            if self.lines % 2 == 0:
-                self.transport.write(ORDER)
+            self.transport.write(ORDER)
 
 
 async def serve(port_file: str) -> None:

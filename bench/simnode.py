@@ -4,7 +4,9 @@ Used by bench/simnodes.py, many to a process; see there for what it is and is no
 real node it numbers its `frame` and `chunk_done` reports (`seq`) and keeps them in an in-order
 outbox until the master's `ack` (or a `render` carrying one) says they are durable, keeps
 "rendering" when the master drops it, and reconnects with backoff (0.5 s doubling to 5 s,
-±25 %), saying in its `hello` which chunk it holds.
+±25 %), saying in its `hello` which chunk it holds. A zero-cost node's frames are saved as its
+chunk ends, so for a master of protocol 2 it folds their reports into the `chunk_done` (one line
+a chunk), as the real node's outbox folds reports that wait with their chunk's end.
 
 It is lean because it shares the machine with the server it measures: a report is a line
 built from a byte template (its `seq` added when it is sent), the server's lines are parsed
@@ -40,8 +42,9 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 FRAME = b'{"type":"frame","chunk_id":%d,"frame":%d,"output_file":"%b","render_time":%a,"seq":'
 DONE = (
     b'{"type":"chunk_done","chunk_id":%d,"ok":%b,"exit_code":%d,"canceled":%b,'
-    b'"frames_done":[%b],"error":"%b","log_tail":[],"seq":'
+    b'"frames_done":[%b],"error":"%b","log_tail":[],%b"seq":'
 )
+SAVED = b'{"frame":%d,"output_file":"%b","render_time":%a}'  # one of a chunk_done's `saved`
 SEQ = b"%d}\n"
 PING = b'{"type":"ping","t":%d.0}\n'
 
@@ -74,6 +77,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.welcomed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.online = False  # welcomed on the current connection
+        self.fold = False  # the master reads frame reports folded into a chunk_done
         self.chunk_id: int | None = None
         self.idle_since: float | None = None
         self.orders = 0
@@ -218,7 +222,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
     # -- orders --------------------------------------------------------------------------------
 
     def _other(self, kind: str, message: Message) -> None:
-        """Every line but `render` and `ack`, the two a chunk costs."""
+        """Every line but `render` and `ack` (those two are read in `buffer_updated`)."""
         if kind == "ping":
             self._write(orjson.dumps({"type": "pong", "t": message.get("t")}, option=_LINE))
         elif kind == "pong":
@@ -237,6 +241,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
 
     def _welcome(self, message: Message) -> None:
         self.online = True
+        self.fold = (message.get("protocol") or 1) >= 2
         self._backoff = 0.5
         # Everything not acknowledged goes again, in order: the master ignores duplicates.
         self._unsent[:0] = [(chunk, line) for _, chunk, line in self._sent]
@@ -274,10 +279,11 @@ class SimulatedNode(asyncio.BufferedProtocol):
         frames: list[int] = order["frames"]
         path = output_template(order.get("output") or "")
         if self.harness.free or self.harness.cost.chunk_seconds(frames, self.speed) <= 0:
-            # Zero cost: every frame and the chunk's end in one write, as a node's outbox would.
+            # Zero cost: every frame and the chunk's end at once, as a node's outbox would
+            # (folded into one line for a master that reads that).
             stats.frames += len(frames)
             self._done_frames = frames
-            self._finish(True, extra=[(chunk, FRAME % (chunk, n, path(n), 0.0)) for n in frames])
+            self._finish(True, saved=[(n, path(n), 0.0) for n in frames])
             return
         self._done_frames = []
         job = int(order.get("job_id") or 0)
@@ -297,19 +303,27 @@ class SimulatedNode(asyncio.BufferedProtocol):
         seconds = round(self.harness.cost.frame_cost(n) / self.speed, 4)
         self._done_frames.append(n)
         self.harness.stats.frames += 1
-        report = (chunk, FRAME % (chunk, n, path(n), seconds))
         if i + 1 == len(frames):
-            self._finish(True, extra=[report])
+            self._finish(True, saved=[(n, path(n), seconds)])
             return
-        self._report([report])
+        self._report([(chunk, FRAME % (chunk, n, path(n), seconds))])
         following = self.harness.cost.frame_cost(frames[i + 1]) / self.speed
         self._timer = asyncio.get_running_loop().call_later(
             following, self._frame_saved, frames, i + 1, path
         )
 
-    def _finish(self, ok: bool, canceled: bool = False, extra: list[Report] | None = None) -> None:
+    def _finish(
+        self, ok: bool, canceled: bool = False, saved: list[tuple[int, bytes, float]] | None = None
+    ) -> None:
+        """The chunk's end, after the reports of its `saved` frames (number, file, seconds)."""
         chunk = self.chunk_id
         assert chunk is not None
+        reports: list[Report] = []
+        folded = b""
+        if saved and self.fold:
+            folded = b'"saved":[%b],' % b",".join(SAVED % frame for frame in saved)
+        elif saved:
+            reports = [(chunk, FRAME % (chunk, *frame)) for frame in saved]
         done = DONE % (
             chunk,
             b"true" if ok else b"false",
@@ -317,8 +331,8 @@ class SimulatedNode(asyncio.BufferedProtocol):
             b"true" if canceled else b"false",
             orjson.dumps(self._done_frames)[1:-1],
             b"" if ok else b"canceled",
+            folded,
         )
-        reports = extra or []
         reports.append((chunk, done))
         self._report(reports)
         self.idle_since = time.perf_counter()

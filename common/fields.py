@@ -178,11 +178,18 @@ _OPTIONAL = frozenset(
         "output_roots",
         "outside_roots",
         "upload_key",
+        "protocol",
+        "saved",
     )
 )
 """Fields left out of the line when None."""
-_NESTED = frozenset(("chunk", "blenders"))
-"""Fields holding messages' parts (`HeldChunk`, `BlenderInfo`s), written as their objects."""
+_NESTED: dict[str, Callable[[Any], Any]] = {
+    "chunk": lambda chunk: chunk.to_wire(),
+    "blenders": lambda blenders: [b.to_wire() for b in blenders],
+    "saved": lambda reports: [r.folded() for r in reports],
+}
+"""Fields holding messages' parts (`HeldChunk`, `BlenderInfo`s, folded `FrameDone`s), written
+as their objects."""
 
 
 class Message:
@@ -203,7 +210,7 @@ class Message:
                 if name in _OPTIONAL:
                     continue
             elif name in _NESTED:
-                value = value.to_wire() if name == "chunk" else [b.to_wire() for b in value]
+                value = _NESTED[name](value)
             out[name] = value
         return out
 

@@ -101,6 +101,9 @@ class Welcome(Message):
     upload_key: str | None = None
     """The upload key for the chunk the hello named, when the master kept it on this node and
     it is of an uploaded job: a fresh one after a restart, which the node's frame PUTs use."""
+    protocol: int | None = None
+    """The master's protocol version (None: 1, a master from before it was said); from 2 it
+    reads the frame reports a `chunk_done` carries (`saved`)."""
 
     @classmethod
     def parse(cls, m: Raw) -> Welcome:
@@ -114,7 +117,12 @@ class Welcome(Message):
             string(m, "server_version", ""),
             port,
             upload_key(m),
+            opt_integer(m, "protocol"),
         )
+
+    def folds(self) -> bool:
+        """Whether this master reads a `chunk_done`'s `saved` frame reports."""
+        return (self.protocol or 1) >= 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +328,19 @@ class FrameDone(Message):
             opt_integer(m, "seq"),
         )
 
+    def folded(self) -> Raw:
+        """As one of a `chunk_done`'s `saved`: the frame's own fields (the chunk and the
+        number are the `chunk_done`'s)."""
+        return {"frame": self.frame, "output_file": self.output_file,
+                "render_time": self.render_time}  # fmt: skip
+
+    @classmethod
+    def parse_folded(cls, chunk_id: int, m: Any) -> FrameDone:
+        if not isinstance(m, dict):
+            raise MessageError("each of 'saved' must be an object")
+        return cls(chunk_id, integer(m, "frame"), string(m, "output_file", ""),
+                   opt_number(m, "render_time"))  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class ChunkDone(Message):
@@ -334,11 +355,20 @@ class ChunkDone(Message):
     error: str | None = None
     log_tail: tuple[str, ...] = field(default=())
     seq: int | None = None
+    saved: tuple[FrameDone, ...] | None = None
+    """Frame reports of the chunk not sent yet, folded into its end (one line, not one per
+    frame) when the master's `welcome` says it reads them; handled before the end, in order."""
 
     @classmethod
     def parse(cls, m: Raw) -> ChunkDone:
+        chunk_id = integer(m, "chunk_id")
+        saved = m.get("saved")
+        if saved is not None:
+            if not isinstance(saved, list):
+                raise MessageError("'saved' must be a list of frame reports or null")
+            saved = tuple(FrameDone.parse_folded(chunk_id, r) for r in saved)
         return cls(
-            chunk_id=integer(m, "chunk_id"),
+            chunk_id=chunk_id,
             ok=boolean(m, "ok"),
             exit_code=opt_integer(m, "exit_code"),
             canceled=boolean(m, "canceled"),
@@ -346,6 +376,7 @@ class ChunkDone(Message):
             error=opt_string(m, "error"),
             log_tail=strings(m, "log_tail"),
             seq=opt_integer(m, "seq"),
+            saved=saved,
         )
 
 

@@ -24,7 +24,9 @@ MAX_DEPTH = 32
 MAX_INT = 2**53
 """Integers beyond what a JavaScript client could represent exactly are refused."""
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""1: the first; 2: a `chunk_done` may carry its frame reports (`saved`), and `welcome` says
+the master's version (docs/protocol.md)."""
 
 DEFAULT_TCP_PORT = 6000
 DEFAULT_HTTP_PORT = 8080

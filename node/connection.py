@@ -178,6 +178,7 @@ class Connection:
             self._on_welcome(hello, answer)
         self.client_id = answer.client_id
         self.http_port = answer.http_port
+        self._outbox.fold = answer.folds()
         heartbeat = answer.heartbeat if answer.heartbeat > 0 else 0
         log.info("connected to the master at %s as client %s", self.address, self.client_id)
         self._welcomed = True

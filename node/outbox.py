@@ -5,6 +5,11 @@ has said it is durable: an `ack` (or a `render` carrying `ack`) with that number
 one, or the `pong` of a `ping` sent after it (the master answers both only after committing
 what it read before). Until then a lost connection puts it back at the front, so nothing
 written into a dying socket is lost; the master ignores the duplicates this can make.
+
+Frame reports still waiting when their chunk's `chunk_done` joins them are folded into it
+(`saved`: one line instead of one per frame) when the master reads that (`fold`, from its
+`welcome`); a folded end taken for a master that does not is sent unfolded again. No report
+waits for folding: it only happens to reports that were waiting anyway.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Outbox:
         self.settled = asyncio.Event()
         """Set when the master has read every report."""
         self.settled.set()
+        self.fold = False
+        """The master reads frame reports folded into a `chunk_done` (`Welcome.folds`)."""
 
     def put(self, message: Report) -> None:
         self._waiting.append(message)
@@ -48,14 +55,43 @@ class Outbox:
 
     def take(self) -> Report | None:
         """The next report to write, numbered; it stays unconfirmed until acknowledged."""
-        if not self._waiting:
+        waiting = self._waiting
+        if not waiting:
             return None
+        first = waiting[0]
+        if self.fold and isinstance(first, FrameDone):
+            self._fold(first.chunk_id)
+        elif not self.fold and isinstance(first, ChunkDone) and first.saved:
+            waiting.popleft()  # folded for a master that read it; this one does not
+            waiting.appendleft(dataclasses.replace(first, saved=None))
+            waiting.extendleft(reversed(first.saved))
         self._seq += 1
-        message = dataclasses.replace(self._waiting.popleft(), seq=self._seq)
+        message = dataclasses.replace(waiting.popleft(), seq=self._seq)
         self._unconfirmed.append((self._seq, message))
         if len(self._unconfirmed) > MAX_UNCONFIRMED:
             self._unconfirmed.popleft()
         return message
+
+    def _fold(self, chunk_id: int) -> None:
+        """The frame reports at the front, when the end of their chunk waits right after them,
+        into that end."""
+        waiting = self._waiting
+        count = 0
+        for message in waiting:
+            if not isinstance(message, FrameDone) or message.chunk_id != chunk_id:
+                break
+            count += 1
+        if count == len(waiting):
+            return
+        end = waiting[count]
+        if not isinstance(end, ChunkDone) or end.chunk_id != chunk_id:
+            return
+        saved: list[FrameDone] = []
+        for _ in range(count):
+            report = waiting.popleft()
+            assert isinstance(report, FrameDone)
+            saved.append(dataclasses.replace(report, seq=None))
+        waiting[0] = dataclasses.replace(end, saved=(*saved, *(end.saved or ())))
 
     def ping_time(self) -> float:
         """A unique `t` for a ping; its pong confirms every report taken before it."""

@@ -169,9 +169,11 @@ class NodeSession:
             return
         settings = self.farm.settings
         key = self._held_key(client_id)
-        self.send(
-            messages.Welcome(client_id, settings.heartbeat, __version__, settings.http_port, key)
-        )
+        welcome = messages.Welcome(
+            client_id, settings.heartbeat, __version__, settings.http_port, key,
+            wire.PROTOCOL_VERSION,
+        )  # fmt: skip
+        self.send(welcome)
         reason = "connection closed"
         try:
             # Lines are handled as they arrive, in the call that read them (server/conn.py).
@@ -218,6 +220,8 @@ class NodeSession:
 
     def _on_chunk_done(self, m: messages.ChunkDone) -> None:
         assert self.client_id is not None
+        for report in m.saved or ():  # its frame reports, folded into the end
+            self.farm.frame_saved(self.client_id, report)
         self.farm.chunk_ended(self.client_id, m)
         self._acked(m.seq)
 

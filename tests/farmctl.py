@@ -231,7 +231,8 @@ class ScriptedNode:
     def __init__(self, port: int, name: str) -> None:
         self.api = TcpApi(port, timeout=10)
         self.send({"type": "hello", "node_id": f"{name}-id", "name": name})
-        assert self.next()["type"] == "welcome"
+        self.welcome = self.next()
+        assert self.welcome["type"] == "welcome"
         self.seq = 0
 
     def next(self) -> dict[str, Any]:

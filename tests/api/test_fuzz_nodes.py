@@ -172,7 +172,9 @@ def node_messages(farm: Farm) -> st.SearchStrategy[Any]:
         shape("frame", chunk_id=chunk, frame=frame, output_file=path, render_time=number),
         shape("chunk_done", chunk_id=chunk, ok=flag, exit_code=small, canceled=flag,
               frames_done=st.lists(frame, max_size=3), error=text,
-              log_tail=st.lists(text, max_size=2)),
+              log_tail=st.lists(text, max_size=2),
+              saved=st.lists(st.fixed_dictionaries(
+                  {"frame": frame, "output_file": path, "render_time": number}), max_size=2)),
         shape("progress", chunk_id=chunk, frame=frame, phase=st.sampled_from(messages.PHASES),
               samples=small, total=small, remaining=number),
         shape("rejected", chunk_id=chunk, reason=text, outside_roots=flag,

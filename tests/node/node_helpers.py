@@ -102,6 +102,10 @@ class FakeMaster:
         self.hold_welcome = 0.0
         self.answer_pings = True
         self.before_welcome: list[Message] = []
+        self.welcome_gate: asyncio.Event | None = None
+        """When set to an event: the welcome waits for it."""
+        self.protocol: int | None = None
+        """The welcome's `protocol` (None: left out, as a master from before protocol 2)."""
         self.port = 0
         self.connections: asyncio.Queue[MasterConnection] = asyncio.Queue()
         self.all: list[MasterConnection] = []
@@ -143,16 +147,19 @@ class FakeMaster:
                 return
             if self.hold_welcome:
                 await asyncio.sleep(self.hold_welcome)
+            if self.welcome_gate is not None:
+                await self.welcome_gate.wait()
             for message in self.before_welcome:
                 connection.send(message)
-            connection.send(
-                {
-                    "type": "welcome",
-                    "client_id": len(self.all),
-                    "heartbeat": self.heartbeat,
-                    "server_version": "test",
-                }
-            )
+            welcome = {
+                "type": "welcome",
+                "client_id": len(self.all),
+                "heartbeat": self.heartbeat,
+                "server_version": "test",
+            }
+            if self.protocol is not None:
+                welcome["protocol"] = self.protocol
+            connection.send(welcome)
             await self.connections.put(connection)
             while True:
                 message = wire.decode(await reader.readuntil(b"\n"))

@@ -18,6 +18,7 @@ from blender_scene import make_scene
 from farmctl import async_wait_for
 from node_helpers import FakeMaster, MasterConnection, alive, run, wait_for_condition
 
+from brender import wire
 from brender.node.app import EXIT_OK, EXIT_UNAUTHORIZED, run_node
 from brender.node.config import NodeConfig
 
@@ -70,7 +71,7 @@ def test_hello_render_and_reports(blender: str, scene: Path, tmp_path: Path) -> 
             async with running_node(make_config(blender, port, tmp_path / "work")):
                 conn = await master.next_connection()
                 hello = conn.hello
-                assert hello["type"] == "hello" and hello["protocol"] == 1
+                assert hello["type"] == "hello" and hello["protocol"] == wire.PROTOCOL_VERSION
                 assert len(hello["node_id"]) == 32
                 assert (tmp_path / "work" / "node_id").read_text().strip() == hello["node_id"]
                 assert hello["name"] == "test-node"
@@ -240,6 +241,51 @@ def test_reconnect_resends_the_outbox_in_order(
                 assert len(master.all) == 2
 
     run(scenario(), 120)
+
+
+def test_reports_that_waited_for_the_master_go_folded_into_the_chunks_end(
+    blender: str, scene: Path, tmp_path: Path
+) -> None:
+    """The master is away for the whole chunk; the one it comes back as reads `saved`
+    (protocol 2): the frames' reports and the end go as one `chunk_done`, one `seq`."""
+    out = tmp_path / "out"
+    ended = asyncio.Event()
+
+    class ChunkEnded(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("chunk 7 done"):
+                ended.set()  # logged as the end is queued, in the same step
+
+    watcher = ChunkEnded()
+    orders_log = logging.getLogger("brender.node.orders")
+    level = orders_log.level
+    orders_log.setLevel(logging.INFO)
+    orders_log.addHandler(watcher)
+
+    async def scenario() -> None:
+        async with FakeMaster() as master:
+            port = await master.start()
+            async with running_node(make_config(blender, port, tmp_path / "work")):
+                first = await master.next_connection()
+                master.welcome_gate, master.protocol = ended, 2
+                first.send(render(7, scene, out, [1, 2, 3]))
+                await first.expect("progress")  # it has the order
+                first.drop()
+                second = await master.next_connection(60)
+                done = await second.expect("chunk_done", 60)
+                assert not second.of_type("frame")
+                assert [(f["frame"], f["output_file"]) for f in done["saved"]] == [
+                    (n, str(out / f"{n:04d}.png")) for n in (1, 2, 3)
+                ]
+                assert all(f["render_time"] > 0 for f in done["saved"])
+                assert done["ok"] is True and done["frames_done"] == [1, 2, 3]
+                assert isinstance(done["seq"], int)
+
+    try:
+        run(scenario(), 120)
+    finally:
+        orders_log.removeHandler(watcher)
+        orders_log.setLevel(level)
 
 
 def test_node_waits_for_a_master_that_is_not_up_yet(
