@@ -7,6 +7,7 @@ Runs one scenario, prints a readable table, and prints as its last line one JSON
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from bench.scenario import Context
 from bench.scenarios import SCENARIOS
+from brender.server.main import GC_THRESHOLDS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown scenario {args.name!r}; see --list", file=sys.stderr)
         return 2
     size = "toy" if args.toy else "quick" if args.quick else "full"
+    # The harness holds 1,000 simulated nodes: tuned as the server is, so that its own full
+    # collections do not stall the nodes it simulates (and count in the latencies it measures).
+    gc.set_threshold(*GC_THRESHOLDS)
     keep = bool(args.keep or args.profile)
     if args.keep:
         workdir = Path(args.keep).resolve()
