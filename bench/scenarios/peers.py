@@ -40,6 +40,8 @@ SIZES = Sizes(
     quick=Size(10.0, (1, 4, 16, 32), 8, 0.3, 5),
     toy=Size(10.0, (1, 2), 3, 0.05, 2),
 )
+OVER_HUEY = 1.5
+"""Issue 11's target: brender's throughput at least 1.5x huey-SQLite's best drain."""
 WORKER_TYPES = ("thread", "process")
 """huey's `greenlet` workers need gevent, and SQLite calls would block its one hub anyway."""
 
@@ -166,9 +168,11 @@ def run(ctx: Context) -> Result:
             "every_reported_frame_persisted"
         )
         details["brender_over_huey"] = fps / fastest["tasks/s"]
-        target = round(fastest["tasks/s"], 1)
+        target = round(OVER_HUEY * fastest["tasks/s"], 1)
         checks.append(Check("frames_per_second", fps, "frames/s", target, "higher"))
-        notes.append("frames_per_second: brender's throughput scenario, against huey's best")
+        notes.append(
+            f"frames_per_second: brender's throughput scenario, against {OVER_HUEY:g}x huey's best"
+        )
         table.insert(0, {"mode": "brender", "config": "throughput scenario", "tasks/s": fps})
     else:
         notes.append("brender was not run (--no-brender)")
