@@ -3,10 +3,11 @@
 The farm (scheduler, store and writer thread on a scratch SQLite database) runs in this
 process with stand-in connections. Each of `--nodes` nodes is told its order; the harness
 answers every order with the line a zero-cost node sends (its `chunk_done`, the frame folded
-into it), handed to the node's session exactly as server/conn.py hands it, and lets the loop run
-its dispatch pass. What it prints is the CPU of the loop's thread and of the writer per frame, with the
-harness's own share taken out, so a change to the hot path can be measured in seconds instead
-of a full `throughput` run (which adds the sockets: bench/floor.py measures those).
+into it), handed to the node's session exactly as server/conn.py hands it, and lets the loop
+run its dispatch pass. What it prints is the CPU of the loop's thread and of the writer per
+frame, with the harness's own share taken out, so a change to the hot path can be measured in
+seconds instead of a full `throughput` run (which adds the sockets: bench/floor.py measures
+those).
 
 `--profile FILE` writes cProfile's statistics of the loop's thread (sorted by own time).
 """

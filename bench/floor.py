@@ -5,8 +5,8 @@
 The throughput scenario's exchange per one-frame chunk, with nothing else: a client process
 holds `--nodes` loopback connections; each writes its report line (a `chunk_done` with the
 frame's report folded into it, as the simulated nodes send it to a protocol-2 master) and
-waits; a server process answers each with one order line of the real order's size. No JSON, no scheduler, no
-database: what is left is asyncio's Protocol machinery and the kernel's loopback TCP, in two
+waits; a server process answers each with one order line of the real order's size. No JSON,
+no scheduler, no database: what is left is asyncio's Protocol machinery and the kernel's loopback TCP, in two
 Python processes as in `throughput`. It bounds what any Python server on this machine can reach
 with this protocol: the farm's frames/s cannot exceed these round trips/s, and the CPU it
 shows per round trip is spent before the farm does any work of its own.
@@ -43,13 +43,11 @@ class Echo(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.buffer = bytearray()
-        self.lines = 0
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         while (pos := self.buffer.find(b"\n")) >= 0:
             del self.buffer[: pos + 1]
-            self.lines += 1
             self.transport.write(ORDER)
 
 

@@ -4,9 +4,10 @@ Used by bench/simnodes.py, many to a process; see there for what it is and is no
 real node it numbers its `frame` and `chunk_done` reports (`seq`) and keeps them in an in-order
 outbox until the master's `ack` (or a `render` carrying one) says they are durable, keeps
 "rendering" when the master drops it, and reconnects with backoff (0.5 s doubling to 5 s,
-±25 %), saying in its `hello` which chunk it holds. A zero-cost node's frames are saved as its
-chunk ends, so for a master of protocol 2 it folds their reports into the `chunk_done` (one line
-a chunk), as the real node's outbox folds reports that wait with their chunk's end.
+±25 %), saying in its `hello` which chunk it holds. A chunk's last frame (all of a zero-cost
+chunk's) is saved as the chunk ends, so for a master of protocol 2 it folds those reports into
+the `chunk_done` (one line a one-frame chunk), as the real node's outbox folds reports that wait
+with their chunk's end.
 
 It is lean because it shares the machine with the server it measures: a report is a line
 built from a byte template (its `seq` added when it is sent), the server's lines are parsed
@@ -241,7 +242,7 @@ class SimulatedNode(asyncio.BufferedProtocol):
 
     def _welcome(self, message: Message) -> None:
         self.online = True
-        self.fold = (message.get("protocol") or 1) >= 2
+        self.fold = (message.get("protocol") or 1) >= wire.FOLDED_REPORTS
         self._backoff = 0.5
         # Everything not acknowledged goes again, in order: the master ignores duplicates.
         self._unsent[:0] = [(chunk, line) for _, chunk, line in self._sent]

@@ -32,7 +32,7 @@ from brender.fields import (
     strings,
     upload_key,
 )
-from brender.wire import PROTOCOL_VERSION
+from brender.wire import FOLDED_REPORTS, PROTOCOL_VERSION
 
 PHASES = ("loading", "synchronizing", "rendering", "compositing", "saving")
 """A frame's phases, as `progress` names them."""
@@ -122,7 +122,7 @@ class Welcome(Message):
 
     def folds(self) -> bool:
         """Whether this master reads a `chunk_done`'s `saved` frame reports."""
-        return (self.protocol or 1) >= 2
+        return (self.protocol or 1) >= FOLDED_REPORTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,13 +320,7 @@ class FrameDone(Message):
 
     @classmethod
     def parse(cls, m: Raw) -> FrameDone:
-        return cls(
-            integer(m, "chunk_id"),
-            integer(m, "frame"),
-            string(m, "output_file", ""),
-            opt_number(m, "render_time"),
-            opt_integer(m, "seq"),
-        )
+        return cls._read(integer(m, "chunk_id"), m, opt_integer(m, "seq"))
 
     def folded(self) -> Raw:
         """As one of a `chunk_done`'s `saved`: the frame's own fields (the chunk and the
@@ -338,8 +332,13 @@ class FrameDone(Message):
     def parse_folded(cls, chunk_id: int, m: Any) -> FrameDone:
         if not isinstance(m, dict):
             raise MessageError("each of 'saved' must be an object")
+        return cls._read(chunk_id, m, None)
+
+    @classmethod
+    def _read(cls, chunk_id: int, m: Raw, seq: int | None) -> FrameDone:
+        """The frame's own fields, on a `frame` line or folded into a `chunk_done`."""
         return cls(chunk_id, integer(m, "frame"), string(m, "output_file", ""),
-                   opt_number(m, "render_time"))  # fmt: skip
+                   opt_number(m, "render_time"), seq)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,11 +361,10 @@ class ChunkDone(Message):
     @classmethod
     def parse(cls, m: Raw) -> ChunkDone:
         chunk_id = integer(m, "chunk_id")
-        saved = m.get("saved")
-        if saved is not None:
-            if not isinstance(saved, list):
-                raise MessageError("'saved' must be a list of frame reports or null")
-            saved = tuple(FrameDone.parse_folded(chunk_id, r) for r in saved)
+        raw = m.get("saved")
+        if raw is not None and not isinstance(raw, list):
+            raise MessageError("'saved' must be a list of frame reports or null")
+        saved = None if raw is None else tuple(FrameDone.parse_folded(chunk_id, r) for r in raw)
         return cls(
             chunk_id=chunk_id,
             ok=boolean(m, "ok"),

@@ -27,6 +27,8 @@ MAX_INT = 2**53
 PROTOCOL_VERSION = 2
 """1: the first; 2: a `chunk_done` may carry its frame reports (`saved`), and `welcome` says
 the master's version (docs/protocol.md)."""
+FOLDED_REPORTS = 2
+"""The first protocol whose master reads frame reports folded into a `chunk_done`."""
 
 DEFAULT_TCP_PORT = 6000
 DEFAULT_HTTP_PORT = 8080
