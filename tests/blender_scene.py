@@ -24,17 +24,23 @@ def make_scene(
     camera: bool = True,
     denoise: bool = False,
     noise_threshold: float | None = None,
+    seconds: float | None = None,
     blender: str = BLENDER,
 ) -> Path:
     """Save a tiny Cycles scene (the factory cube) at `path`; ~1.5 s.
 
     Denoising stays off by default: Debian's Blender is built without OpenImageDenoise and
-    fails with `Error: Build without OpenImageDenoiser` when it is on.
+    fails with `Error: Build without OpenImageDenoiser` when it is on. `seconds` makes every
+    frame render for that long, on a fast machine or a slow one (see `slow_lines`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if seconds is not None:
+        samples = SLOW_SAMPLES
     lines = scene_lines(path, frame_start, frame_end, samples, resolution, camera, denoise)
-    if noise_threshold is not None:
+    if seconds is not None:
+        lines[-1:-1] = slow_lines(seconds)
+    elif noise_threshold is not None:
         # Tiny: no pixel converges, so every sample is rendered (a frame's time follows
         # `samples`) while Cycles still reports progress at each adaptive step (16 samples).
         lines.insert(-1, f"s.cycles.adaptive_threshold = {float(noise_threshold)!r}")
@@ -72,6 +78,23 @@ def make_scene_bpy(
         check=False,
     )
     return _made(path, done)
+
+
+SLOW_SAMPLES = 1_000_000
+
+
+def slow_lines(seconds: float) -> list[str]:
+    """Scene lines that make each frame take `seconds` of Cycles whatever the machine: a
+    frame's time that follows its samples was 20x shorter on one CI machine than on the one
+    its test was written on (800 samples of the cube: 1 s there, 0.04 s here), and a test
+    that needs to see a frame in flight lost the race. Cycles' time limit ends the frame; far
+    more samples than it can reach and a noise threshold no pixel meets keep it from ending
+    sooner."""
+    return [
+        f"s.cycles.samples = {SLOW_SAMPLES}",
+        "s.cycles.adaptive_threshold = 0.0001",
+        f"s.cycles.time_limit = {float(seconds)!r}",
+    ]
 
 
 def _made(path: Path, done: subprocess.CompletedProcess[bytes]) -> Path:

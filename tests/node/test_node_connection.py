@@ -25,8 +25,9 @@ from brender.node.config import NodeConfig
 
 @pytest.fixture(scope="module")
 def slow_scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """0.4 s a frame on any machine, so a chunk is still rendering when the test acts."""
     path = tmp_path_factory.mktemp("slow") / "slow.blend"
-    return make_scene(path, 1, 100, samples=1024, resolution=96, blender=blender)
+    return make_scene(path, 1, 100, resolution=96, seconds=0.4, blender=blender)
 
 
 def make_config(blender: str, port: int, work_dir: Path, **extra: Any) -> NodeConfig:

@@ -20,9 +20,9 @@ from brender.node.runner import BlenderRunner, build_command
 
 @pytest.fixture(scope="module")
 def slow_scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~0.4 s per frame, so a test can act in the middle of a chunk."""
+    """0.4 s per frame on any machine, so a test can act in the middle of a chunk."""
     path = tmp_path_factory.mktemp("slow") / "slow.blend"
-    return make_scene(path, 1, 100, samples=1024, resolution=96, blender=blender)
+    return make_scene(path, 1, 100, resolution=96, seconds=0.4, blender=blender)
 
 
 def order(scene: Path, out: Path, frames: list[int], chunk_id: int = 1) -> RenderOrder:
