@@ -23,7 +23,6 @@ def make_scene(
     resolution: int = 64,
     camera: bool = True,
     denoise: bool = False,
-    noise_threshold: float | None = None,
     seconds: float | None = None,
     blender: str = BLENDER,
 ) -> Path:
@@ -35,15 +34,9 @@ def make_scene(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if seconds is not None:
-        samples = SLOW_SAMPLES
     lines = scene_lines(path, frame_start, frame_end, samples, resolution, camera, denoise)
     if seconds is not None:
         lines[-1:-1] = slow_lines(seconds)
-    elif noise_threshold is not None:
-        # Tiny: no pixel converges, so every sample is rendered (a frame's time follows
-        # `samples`) while Cycles still reports progress at each adaptive step (16 samples).
-        lines.insert(-1, f"s.cycles.adaptive_threshold = {float(noise_threshold)!r}")
     done = subprocess.run(
         [blender, "-b", "--factory-startup", "--python-expr", "\n".join(lines)],
         stdout=subprocess.PIPE,
