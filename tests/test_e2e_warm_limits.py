@@ -113,7 +113,9 @@ def test_memory_limit_replaces_the_warm_blender_after_each_chunk(
 def test_disable_now_stops_the_warm_frame_and_requeues_the_chunk(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    blend = make_scene(tmp_path / "slow.blend", 1, 3, samples=4000, resolution=320)
+    # Frames of 2 s on any machine (4,000 samples took 1 s here): frame 2 is still rendering
+    # when the test, having seen frame 1 done, disables the node.
+    blend = make_scene(tmp_path / "slow.blend", 1, 3, seconds=2.0)
     node = NodeProcess(server.master, "busy", tmp_path / "node").start()
     out = tmp_path / "out"
     try:
