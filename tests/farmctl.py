@@ -226,13 +226,28 @@ class NodeProcess:
 
 class ScriptedNode:
     """A node speaking the protocol by hand over a real socket, one line at a time (pings
-    answered on the way): for tests of what the server does with a node's exact messages."""
+    answered on the way): for tests of what the server does with a node's exact messages,
+    those a real node sends only in bad luck (duplicates, stale reports) and fuzzed ones.
 
-    def __init__(self, port: int, name: str) -> None:
-        self.api = TcpApi(port, timeout=10)
-        self.send({"type": "hello", "node_id": f"{name}-id", "name": name})
+    `hello` adds fields to the hello (`protocol`, `blender_version`, `chunk`, …)."""
+
+    def __init__(
+        self,
+        port: int,
+        name: str,
+        *,
+        node_id: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        **hello: Any,
+    ) -> None:
+        self.api = TcpApi(port, timeout=timeout)
+        greeting = {"type": "hello", "node_id": node_id or f"{name}-id", "name": name, **hello}
+        if token is not None:
+            greeting["token"] = token
+        self.send(greeting)
         self.welcome = self.next()
-        assert self.welcome["type"] == "welcome"
+        assert self.welcome["type"] == "welcome", self.welcome
         self.seq = 0
 
     def next(self) -> dict[str, Any]:
@@ -243,18 +258,51 @@ class ScriptedNode:
                 return message
             self.send({"type": "pong", "t": message.get("t")})
 
+    def expect(self, kind: str, t: Any = None, timeout: float = 30.0) -> dict[str, Any]:
+        """The next message of this kind (and this `t`), passing over others. A deadline of its
+        own: the server's pings keep the socket from ever timing out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, f"no {kind!r} within {timeout:g} s"
+            message = self.next()
+            if message.get("type") == kind and (t is None or message.get("t") == t):
+                return message
+
     def send(self, message: dict[str, Any]) -> None:
-        self.api.send_raw(json.dumps(message).encode() + b"\n")
+        self.send_line(json.dumps(message))
+
+    def send_line(self, line: str | bytes) -> None:
+        """One line as it is (a fuzzed one too), its own newlines blanked."""
+        data = line.encode() if isinstance(line, str) else line
+        self.api.send_raw(data.replace(b"\n", b" ") + b"\n")
 
     def frame(self, chunk_id: int, frame: int, path: str) -> None:
+        """A numbered frame report."""
         self.seq += 1
         self.send({"type": "frame", "chunk_id": chunk_id, "frame": frame, "seq": self.seq,
                    "output_file": path, "render_time": 0.1})  # fmt: skip
 
-    def settle(self) -> None:
-        """Everything sent before is handled: the server answers a ping after it."""
-        self.send({"type": "ping", "t": 7.0})
-        assert self.next() == {"type": "pong", "t": 7.0}
+    def report(self, order: dict[str, Any], frames: list[int], ok: bool = True) -> None:
+        """The order's frames and its end, unnumbered (acknowledged by no `ack`), each frame
+        at the file the order names."""
+        chunk_id = order["chunk_id"]
+        for n in frames:
+            self.send({"type": "frame", "chunk_id": chunk_id, "frame": n,
+                       "output_file": frame_file(order, n), "render_time": 0.1})  # fmt: skip
+        self.send({"type": "chunk_done", "chunk_id": chunk_id, "ok": ok, "exit_code": 0,
+                   "frames_done": frames, "error": None, "log_tail": []})  # fmt: skip
+
+    def settle(self, t: float = 7.0) -> None:
+        """Everything sent before is handled and committed: the server's pong says so."""
+        self.send({"type": "ping", "t": t})
+        self.expect("pong", t)
+
+    def close(self) -> None:
+        """Close the connection now. (Closing the socket alone does not while its file is
+        open: the server would find the node gone only by its silence.)"""
+        with contextlib.suppress(OSError):
+            self.api.sock.shutdown(socket.SHUT_RDWR)
+        self.api.close()
 
 
 def stop_all(procs: Iterable[NodeProcess | ServerProcess]) -> None:

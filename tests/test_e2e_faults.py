@@ -7,9 +7,7 @@ stand-in (fault_blender.py) runs the real Blender and fails on a chosen frame.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from blender_scene import make_scene
 from farmctl import (
     NodeProcess,
+    ScriptedNode,
     ServerProcess,
     TcpApi,
     frame_file,
@@ -384,75 +383,11 @@ def refusals(node: NodeProcess) -> int:
     return node.log().count("cannot reach the master at")
 
 
-class RawNode:
+def raw_node(server: ServerProcess, name: str) -> ScriptedNode:
     """The test speaking the node protocol by hand, to send what a real node would only send
     in bad luck: duplicates, stale and unknown reports."""
-
-    def __init__(self, port: int, name: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rwb")
-        self.send(
-            {
-                "type": "hello",
-                "protocol": 1,
-                "node_id": f"raw-{name}",
-                "name": name,
-                "cpus": 1,
-                "memory": 1,
-                "blender_version": "3.4.1",
-                "chunk": None,
-            }
-        )
-        assert self.expect("welcome")["client_id"]
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.file.write(json.dumps(message).encode() + b"\n")
-        self.file.flush()
-
-    def expect(self, kind: str, timeout: float = 30.0) -> dict[str, Any]:
-        # A deadline of its own: the server's pings keep the socket from ever timing out.
-        deadline = time.monotonic() + timeout
-        while True:
-            assert time.monotonic() < deadline, f"no {kind!r} within {timeout:g} s"
-            line = self.file.readline()
-            assert line, "server closed the connection"
-            message = json.loads(line)
-            if message.get("type") == "ping":
-                self.send({"type": "pong", "t": message.get("t")})
-            elif message.get("type") == kind:
-                return dict(message)
-
-    def close(self) -> None:
-        """Close the connection now. (`sock.close()` alone does not while `file` is open: the
-        server would only find the node gone by its silence, after the node timeout.)"""
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.file.close()
-        self.sock.close()
-
-    def report(self, order: dict[str, Any], frames: list[int], ok: bool = True) -> None:
-        chunk_id = order["chunk_id"]
-        for n in frames:
-            self.send(
-                {
-                    "type": "frame",
-                    "chunk_id": chunk_id,
-                    "frame": n,
-                    "output_file": frame_file(order, n),
-                    "render_time": 0.1,
-                }
-            )
-        self.send(
-            {
-                "type": "chunk_done",
-                "chunk_id": chunk_id,
-                "ok": ok,
-                "exit_code": 0,
-                "frames_done": frames,
-                "error": None,
-                "log_tail": [],
-            }
-        )
+    return ScriptedNode(server.tcp_port, name, node_id=f"raw-{name}", protocol=1, cpus=1,
+                        memory=1, blender_version="3.4.1", chunk=None)  # fmt: skip
 
 
 def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
@@ -472,7 +407,7 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
                 },
             }
         )
-        a = RawNode(server.tcp_port, "a")
+        a = raw_node(server, "a")
         first = a.expect("render")
         a.report(first, first["frames"])
         a.report(first, first["frames"])  # the same reports again, resent
@@ -487,7 +422,7 @@ def test_duplicate_and_stale_reports(server: ServerProcess) -> None:
             }
         )
         a.close()  # lost: the rest of its second chunk goes back to the queue
-        b = RawNode(server.tcp_port, "b")
+        b = raw_node(server, "b")
         third = b.expect("render")
         assert third["chunk_id"] == second["chunk_id"]
         assert third["frames"] == second["frames"][1:], "a reported frame is not sent again"

@@ -7,59 +7,17 @@ file itself before and after)."""
 from __future__ import annotations
 
 import json
-import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from farmctl import ServerProcess, frame_file, wait_for
+from farmctl import ScriptedNode, ServerProcess, frame_file, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from brender import framepath, messages, wire
-
-
-class ScriptedNode:
-    """A node on one connection that the test drives line by line."""
-
-    def __init__(self, port: int, name: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rwb")
-        self.send_line(json.dumps({"type": "hello", "node_id": f"{name}-id", "name": name}))
-        assert self.read()["type"] == "welcome"
-        self.order = self.expect("render")
-
-    def send_line(self, line: str | bytes) -> None:
-        data = line.encode() if isinstance(line, str) else line
-        self.file.write(data.replace(b"\n", b" ") + b"\n")
-        self.file.flush()
-
-    def read(self) -> dict[str, Any]:
-        line = self.file.readline()
-        if not line:
-            raise AssertionError("the server closed the node's connection")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def expect(self, kind: str, t: float | None = None) -> dict[str, Any]:
-        """The next message of this kind (and this `t`), answering the server's pings."""
-        while True:
-            message = self.read()
-            if message["type"] == "ping":
-                self.send_line(json.dumps({"type": "pong", "t": message.get("t")}))
-            elif message["type"] == kind and (t is None or message.get("t") == t):
-                return message
-
-    def settle(self, t: float) -> None:
-        """Everything sent before is handled and committed: the server's pong says so."""
-        self.send_line(json.dumps({"type": "ping", "t": t}))
-        self.expect("pong", t)
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
 class Farm:
@@ -71,12 +29,14 @@ class Farm:
         self.out = base / "out"
         with self.server.tcp() as api:
             self.running = self.submit(api, "run", frame_end=4, chunk_size=2)
-            self.fuzzed = ScriptedNode(self.server.tcp_port, "fuzzed")
-            self.other = ScriptedNode(self.server.tcp_port, "other")
+            self.fuzzed = ScriptedNode(self.server.tcp_port, "fuzzed", timeout=10)
+            self.order = self.fuzzed.expect("render")
+            self.other = ScriptedNode(self.server.tcp_port, "other", timeout=10)
+            self.other_order = self.other.expect("render")
             self.queued = self.submit(api, "queued", frame_end=6, chunk_size=2)
             self.paused = self.submit(api, "paused", frame_end=3, paused=True)
             chunks = api.ok({"item": "chunk", "action": "read"})
-        self.held = int(self.fuzzed.order["chunk_id"])
+        self.held = int(self.order["chunk_id"])
         self.chunk_ids = sorted(int(c["id"]) for c in chunks)
         self.db = wait_for(lambda: next(self.server.data_dir.glob("*.db"), None), 5, what="db")
 
@@ -98,7 +58,7 @@ class Farm:
             message = messages.from_node(raw)
         except (messages.MessageError, AttributeError, TypeError):
             return False
-        order = self.fuzzed.order
+        order = self.order
         if isinstance(message, messages.FrameDone):
             return (
                 message.chunk_id == self.held
@@ -139,14 +99,14 @@ scalars = st.one_of(
 
 
 def node_messages(farm: Farm) -> st.SearchStrategy[Any]:
-    order = farm.fuzzed.order
+    order = farm.order
     ids = [*farm.chunk_ids, 0, -1, max(farm.chunk_ids) + 1]
     paths = [frame_file(order, n) for n in (1, 2, 3)] + [
         "/etc/passwd", "", str(farm.out / "queued" / "0001.png"), "/x\nSaved: '/etc/passwd'",
     ]  # fmt: skip
 
     # The held chunk, the other node's, and one of each other job's, most of the time.
-    near = [farm.held, int(farm.other.order["chunk_id"]), ids[2], ids[-4]]
+    near = [farm.held, int(farm.other_order["chunk_id"]), ids[2], ids[-4]]
     chunk = st.one_of(st.sampled_from(near), st.sampled_from(ids))
     frame = st.sampled_from([1, 2, 3, 5, 0, -1])
     path = st.sampled_from(paths)

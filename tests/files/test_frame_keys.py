@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from farmctl import ServerProcess, wait_for
+from farmctl import ScriptedNode, ServerProcess, wait_for
 from test_blob_http import TOKEN, call
-from test_frame_put import SimNode, put_frame, submit_uploaded
+from test_frame_put import put_frame, sim_node, submit_uploaded
 
 from brender import messages
 
@@ -36,10 +36,10 @@ def error(answer: object) -> tuple[str, str]:
 
 def test_no_key_or_another_chunks_key_is_refused(server: ServerProcess) -> None:
     job = submit_uploaded(server, frames=2)
-    a = SimNode(server, "node-a")
-    b = SimNode(server, "node-b")
+    a = sim_node(server, "node-a")
+    b = sim_node(server, "node-b")
     try:
-        order_a, order_b = a.read("render"), b.read("render")
+        order_a, order_b = a.expect("render"), b.expect("render")
         assert (order_a["frames"], order_b["frames"]) == ([1], [2]), (order_a, order_b)
         key_a, key_b = order_a["upload_key"], order_b["upload_key"]
         assert len(key_a) >= 16 and key_a != key_b
@@ -71,14 +71,14 @@ def test_a_node_that_lost_its_chunk_cannot_overwrite_the_new_nodes_frame(
     server: ServerProcess,
 ) -> None:
     job = submit_uploaded(server, frames=1)
-    a = SimNode(server, "node-a")
-    b: SimNode | None = None
+    a = sim_node(server, "node-a")
+    b: ScriptedNode | None = None
     try:
-        order_a = a.read("render")
+        order_a = a.expect("render")
         key_a = order_a["upload_key"]
         # A goes silent (it answers no ping): the server drops it and gives the chunk to B.
-        b = SimNode(server, "node-b")
-        order_b = b.read("render")
+        b = sim_node(server, "node-b")
+        order_b = b.expect("render")
         assert order_b["chunk_id"] == order_a["chunk_id"] and order_b["frames"] == [1]
         key_b = order_b["upload_key"]
         assert key_b != key_a
@@ -116,8 +116,8 @@ def test_a_chunk_kept_across_a_restart_takes_frames_with_the_welcomes_new_key(
     """The master forgets keys when it stops: the node that reclaims its chunk gets a fresh
     one in its `welcome`, and only that one takes the chunk's frames."""
     job = submit_uploaded(server, frames=1)
-    a = SimNode(server, "node-a")
-    order = a.read("render")
+    a = sim_node(server, "node-a")
+    order = a.expect("render")
     old_key = order["upload_key"]
     assert server.stop() == 0
     a.close()
@@ -126,7 +126,7 @@ def test_a_chunk_kept_across_a_restart_takes_frames_with_the_welcomes_new_key(
     # Nobody holds a key for the chunk yet: its node is not back.
     status, answer = put_frame(server, job, 1, key=old_key)
     assert status == 409 and "was running when the master restarted" in error(answer)[1], answer
-    a = SimNode(server, "node-a", chunk=order["chunk_id"])
+    a = sim_node(server, "node-a", chunk=order["chunk_id"])
     try:
         new_key = a.welcome.get("upload_key")
         assert isinstance(new_key, str) and new_key != old_key, a.welcome

@@ -6,14 +6,12 @@ with the token and the upload key of its chunk's order; a frame that takes no fi
 from __future__ import annotations
 
 import hashlib
-import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from farmctl import ServerProcess, wait_for
+from farmctl import ScriptedNode, ServerProcess, wait_for
 from test_blob_http import AUTH, TOKEN, call
 
 BLEND = b"BLENDER-v304" + b"\0" * 64
@@ -28,34 +26,13 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         s.stop()
 
 
-class SimNode:
+def sim_node(
+    server: ServerProcess, node_id: str = "sim-frames", chunk: int | None = None
+) -> ScriptedNode:
     """A node on one TCP connection that takes orders and reports what the test says."""
-
-    def __init__(
-        self, server: ServerProcess, node_id: str = "sim-frames", chunk: int | None = None
-    ) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=30)
-        self.file = self.sock.makefile("rwb")
-        held = {} if chunk is None else {"chunk": {"chunk_id": chunk, "running": True}}
-        self.send({"type": "hello", "protocol": 1, "node_id": node_id, "name": node_id,
-                   "blender_version": "3.4.1", "token": TOKEN, **held})  # fmt: skip
-        self.welcome = self.read("welcome")
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.file.write(json.dumps(message).encode() + b"\n")
-        self.file.flush()
-
-    def read(self, kind: str) -> dict[str, Any]:
-        while True:
-            message = json.loads(self.file.readline())
-            if message["type"] == "ping":
-                self.send({"type": "pong", "t": message.get("t")})
-            elif message["type"] == kind:
-                return dict(message)
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+    held: dict[str, Any] = {} if chunk is None else {"chunk": {"chunk_id": chunk, "running": True}}
+    return ScriptedNode(server.tcp_port, node_id, node_id=node_id, token=TOKEN, protocol=1,
+                        blender_version="3.4.1", **held)  # fmt: skip
 
 
 def submit_uploaded(server: ServerProcess, shot: str = "x", frames: int = 2) -> int:
@@ -88,9 +65,9 @@ def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path:
     status, answer = put_frame(server, job, 1, key="no-order-yet")
     assert status == 409 and answer["error"]["code"] == "conflict", answer
     assert "not rendering" in answer["error"]["message"]
-    node = SimNode(server)
+    node = sim_node(server)
     try:
-        order = node.read("render")
+        order = node.expect("render")
         assert order["job_id"] == job and order["frames"] == [1], order
         key = order["upload_key"]
         status, answer = put_frame(server, job, 1, key=key)
@@ -112,7 +89,7 @@ def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path:
                    "output_file": str(Path(stored).with_name("0002.png")),
                    "render_time": 0.1, "seq": 1})  # fmt: skip
         node.send({"type": "ping", "t": 1.0})
-        node.read("pong")
+        node.expect("pong")
         assert put_frame(server, job, 1, key=key)[0] == 201, "the refused report left it rendering"
         node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
                    "output_file": stored, "render_time": 0.1, "seq": 2})  # fmt: skip
