@@ -113,6 +113,12 @@ class FarmOperator(bpy.types.Operator):
         context.workspace.status_text_set(f"brender: {getattr(news[1], 'text', news[1])}")
 
 
+def views_one_by_one(scene: bpy.types.Scene) -> bool:
+    """Whether the scene renders several views (stereo) and saves each in a file of its own."""
+    render = scene.render
+    return bool(render.use_multiview and render.image_settings.views_format == "INDIVIDUAL")
+
+
 class BRENDER_OT_submit_job(FarmOperator):
     """Save the file if needed and send it to the farm as one job"""
 
@@ -139,6 +145,13 @@ class BRENDER_OT_submit_job(FarmOperator):
         assert scene is not None
         if not bpy.data.filepath:
             raise FarmError("Save the file first: the farm renders a saved .blend file")
+        upload_files = bool(scene.brender.use_upload)  # type: ignore[attr-defined]
+        if upload_files and views_one_by_one(scene):
+            raise FarmError(
+                "This scene saves its stereo views as separate files, and a job that sends its"
+                " files brings back one file a frame. In Output Properties > Views choose"
+                " 'Stereo 3D', or untick 'Send files' to render on shared storage"
+            )
         settings = properties.settings(scene)
         request = payload.submit_request(settings)
         # One per press: were the answer lost and the request sent again, no second job.
@@ -151,7 +164,7 @@ class BRENDER_OT_submit_job(FarmOperator):
                 bpy.ops.wm.save_mainfile()
             except RuntimeError as exc:
                 raise FarmError(f"The file was not sent: saving it failed ({exc})") from exc
-        if scene.brender.use_upload:  # type: ignore[attr-defined]
+        if upload_files:
             blend = self._file  # packing can take a while: on the worker, with news
             return comms.WithProgress(
                 lambda notify: upload.submit_with_files(client, request, blend, anyway, notify)

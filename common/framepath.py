@@ -3,7 +3,8 @@
 The node and the server both ask this before they take a frame report: a frame counts only
 when its file is the one `blender -b FILE -o OUTPUT -F FORMAT -x 1` writes for that frame, so
 neither a `Saved:` line printed by a scene's script nor a scripted node can make the farm
-take some other file for a frame (docs/protocol.md, `frame`).
+take some other file for a frame (docs/protocol.md, `frame`); on shared storage one view's file
+of a stereo frame saved view by view counts too (`names_view`).
 
 Blender's rule (`BKE_image_path_from_imformat`, checked against Blender's own
 `RenderSettings.frame_path` by tests/test_framepath.py): `//` is the .blend's folder; the
@@ -121,7 +122,12 @@ def frame_files(
 ) -> frozenset[str]:
     """Every path Blender may save `frame` to: one, except where the order does not say
     which extension Blender gives (JPEG2000's codec, a format not named)."""
-    base = resolve(pattern, frame, blend_file)
+    return _with_extension(resolve(pattern, frame, blend_file), file_format)
+
+
+def _with_extension(base: str, file_format: str | None) -> frozenset[str]:
+    """`base` with the format's extension, as `-x 1` gives it (kept, put in place of a known
+    image extension, or appended)."""
     _, name = _split(base)
     dot = name.rfind(".")
     current = name[dot:].lower() if dot > 0 else ""
@@ -153,14 +159,58 @@ def _readings(file_format: str | None) -> tuple[tuple[str, ...], ...]:
 
 
 def names_frame(
-    pattern: str, frame: int, file_format: str | None, path: str, blend_file: str | None = None
+    pattern: str,
+    frame: int,
+    file_format: str | None,
+    path: str,
+    blend_file: str | None = None,
+    *,
+    views: bool = False,
 ) -> bool:
     """Whether `path` is the file the pattern names for `frame` (folders compared normalised,
-    as Blender prints them)."""
+    as Blender prints them); with `views`, or one view's file of it (`names_view`)."""
+    path = _normal_path(path)
+    if path in frame_files(pattern, frame, file_format, blend_file):
+        return True
+    return views and names_view(pattern, frame, file_format, path, blend_file)
+
+
+def names_view(
+    pattern: str, frame: int, file_format: str | None, path: str, blend_file: str | None = None
+) -> bool:
+    """Whether `path` is one view's file of `frame` in a multi-view (stereo) render saved view
+    by view ("Individual"). Blender puts the view's suffix into the frame's path after the
+    frame number and before the extension is settled, before the name's last `.` or at its
+    end (`image_path_from_imtype`, `BLI_path_suffix`): `/r/####` saves `0007_L.png` and
+    `0007_R.png`, `/r/x` saves `x0007_L.png`, `/r/x.png` saves `x_L.png0007.png`
+    (tests/test_framepath.py checks these against Blender's own `frame_path(view=…)`)."""
+    path = _normal_path(path)
+    base = resolve(pattern, frame, blend_file)
+    folder, name = _split(base)
+    dot = name.rfind(".")
+    marked = folder + (name + _VIEW if dot < 0 else name[:dot] + _VIEW + name[dot:])
+    for file in _with_extension(marked, file_format):
+        before, _, after = file.partition(_VIEW)
+        end = len(path) - len(after)
+        fits = end > len(before) and path.startswith(before) and path.endswith(after)
+        if fits and VIEW_SUFFIX.fullmatch(path, len(before), end):
+            return True
+    return False
+
+
+VIEW_SUFFIX = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]{0,31}")
+"""A view's file suffix as the farm takes it (Blender's are `_L` and `_R` unless the artist
+names views of their own); never a leading digit, so that no view of frame 1 of `/r/#` can be
+`/r/11.png`, frame 11's file."""
+
+_VIEW = "\0"
+"""Where a view's suffix goes, marked by a character no path has."""
+
+
+def _normal_path(path: str) -> str:
+    """Its folders normalised, as Blender prints them."""
     folder, name = _split(path)
-    if folder:
-        folder = _normal_folder(folder)
-    return folder + name in frame_files(pattern, frame, file_format, blend_file)
+    return (_normal_folder(folder) if folder else "") + name
 
 
 def expected_file(

@@ -280,18 +280,31 @@ class BlenderRunner:
 
 def saved_check(order: RenderOrder) -> Callable[[int, str], str | None] | None:
     """What a `Saved:` line must name: the file the order's output pattern names for the
-    frame, as Blender resolves it (brender.framepath); None for an order without an output
-    (the scene's own, which the node cannot know)."""
+    frame, as Blender resolves it (brender.framepath), or on shared storage one view's file of
+    it (stereo saved view by view); None for an order without an output (the scene's own,
+    which the node cannot know)."""
     output = order.output
     if not output:
         return None
     logged = 0
+    # On shared storage every view's file is where the output names it, so the frame's first
+    # one stands for the frame; an uploaded job brings back one file a frame, so the others
+    # would be lost.
+    shared = order.manifest is None and order.upload_key is None
 
     def check(frame: int, path: str) -> str | None:
         nonlocal logged
-        if framepath.names_frame(output, frame, order.format, path, order.blend_file):
+        blend = order.blend_file
+        if framepath.names_frame(output, frame, order.format, path, blend, views=shared):
             return None
-        expected = framepath.expected_file(output, frame, order.format, order.blend_file)
+        if framepath.names_view(output, frame, order.format, path, blend):
+            return (
+                f"Blender saved frame {frame} view by view ({path!r}): an uploaded job brings"
+                " back one file a frame, so multi-view (stereo) output must be one image; in"
+                " Output Properties > Views choose 'Stereo 3D', not 'Individual', or submit"
+                " it on shared storage"
+            )
+        expected = framepath.expected_file(output, frame, order.format, blend)
         logged += 1
         if logged <= MAX_REFUSED:  # a scene's script could print millions
             log.warning(

@@ -34,11 +34,13 @@ def refusal(chunk: LiveChunk, report: messages.FrameDone) -> str | None:
     if number not in chunk.frames:
         return f"frame {number} is not one of chunk {chunk.id}'s"
     output, file_format, blend_file = ordered_output(chunk)
-    if not framepath.names_frame(output, number, file_format, report.output_file, blend_file):
+    shared = not chunk.job.manifest  # an uploaded job's frame is one file (node/runner.py)
+    path = report.output_file
+    if not framepath.names_frame(output, number, file_format, path, blend_file, views=shared):
         expected = framepath.expected_file(output, number, file_format, blend_file)
         return (
             f"frame {number} of chunk {chunk.id} was reported saved to"
-            f" {report.output_file!r}, not to {expected!r}"
+            f" {path!r}, not to {expected!r}"
         )
     return None
 

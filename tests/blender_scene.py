@@ -24,19 +24,22 @@ def make_scene(
     camera: bool = True,
     denoise: bool = False,
     seconds: float | None = None,
+    extra: tuple[str, ...] = (),
     blender: str = BLENDER,
 ) -> Path:
     """Save a tiny Cycles scene (the factory cube) at `path`; ~1.5 s.
 
     Denoising stays off by default: Debian's Blender is built without OpenImageDenoise and
     fails with `Error: Build without OpenImageDenoiser` when it is on. `seconds` makes every
-    frame render for that long, on a fast machine or a slow one (see `slow_lines`).
+    frame render for that long, on a fast machine or a slow one (see `slow_lines`). `extra`:
+    more lines of Python (`s` is the scene) before the save.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = scene_lines(path, frame_start, frame_end, samples, resolution, camera, denoise)
     if seconds is not None:
         lines[-1:-1] = slow_lines(seconds)
+    lines[-1:-1] = extra
     done = subprocess.run(
         [blender, "-b", "--factory-startup", "--python-expr", "\n".join(lines)],
         stdout=subprocess.PIPE,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from blender_scene import BLENDER, blender_available, make_scene
+from farmctl import ServerProcess
 
 if TYPE_CHECKING:
     from tlscerts import Certs
@@ -31,6 +33,16 @@ def blender() -> str:
 def scene(blender: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 64x64, 4-sample Cycles scene, frames 1-12: ~0.2 s per frame after start-up."""
     return make_scene(tmp_path_factory.mktemp("scene") / "scene.blend", blender=blender)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of its own on free loopback ports, no token (a module may define its own)."""
+    srv = ServerProcess(tmp_path / "server").start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 @pytest.fixture(scope="session")

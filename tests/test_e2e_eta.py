@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from farmctl import ServerProcess
 
 from bench.simnodes import CostModel, SimulatedNodes
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path / "server").start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def test_eta_of_100_one_second_frames_on_two_nodes(server: ServerProcess) -> None:

@@ -3,45 +3,25 @@ cold), Debian's Blender. Each frame's views lie side by side where the output na
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from blender_scene import BLENDER, _made, scene_lines
+from blender_scene import make_scene
 from farmctl import NodeProcess, ServerProcess, job_frames, job_status, wait_for
 
 pytestmark = pytest.mark.blender
 
-STEREO = [
+STEREO = (
     "s.render.use_multiview = True",
     "s.render.views_format = 'STEREO_3D'",
     "s.render.image_settings.views_format = 'INDIVIDUAL'",
-]
+)
 
 
 @pytest.fixture(scope="module")
 def stereo_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("stereo") / "stereo.blend"
-    lines = scene_lines(path, 1, 4, 2, 32, True, False)
-    lines[-1:-1] = STEREO
-    done = subprocess.run(
-        [BLENDER, "-b", "--factory-startup", "--python-expr", "\n".join(lines)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=120,
-        check=False,
-    )
-    return _made(path, done)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path / "server").start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return make_scene(path, 1, 4, samples=2, resolution=32, extra=STEREO)
 
 
 @pytest.mark.parametrize("mode", [[], ["--no-warm"]], ids=["warm", "cold"])

@@ -74,3 +74,30 @@ def test_reports_for_frames_the_node_does_not_hold_or_files_the_job_does_not_nam
             node.api.close()
     finally:
         server.stop()
+
+
+def test_a_view_file_stands_for_its_frame_on_shared_storage(tmp_path: Path) -> None:
+    """Stereo saved view by view: on shared storage a node reports the first view's file (the
+    others lie beside it); a view of another frame, or a suffix that is no view's, is refused."""
+    server = ServerProcess(tmp_path / "farm").start()
+    out = tmp_path / "out"
+    try:
+        with server.tcp() as api:
+            job = submit(api, "stereo", str(out / "sh_####"), chunk_size=2)
+            node = ScriptedNode(server.tcp_port, "stereo")
+            order = node.next()
+            chunk = order["chunk_id"]
+            for lie in ("sh_0002_L.png", "sh_00015.png", "sh_0001_L.exr", "sh_0001_ L.png"):
+                node.frame(chunk, 1, str(out / lie))
+            node.frame(chunk, 2, str(out / "sh_0001_R.png"))
+            node.settle()
+            [client] = api.ok({"item": "client", "action": "read"})
+            assert client["refused_reports"] == 5
+            node.frame(chunk, 1, str(out / "sh_0001_L.png"))
+            node.frame(chunk, 2, str(out / "sh_0002_left.png"))  # a view named by the artist
+            node.settle()
+            done = [(f["number"], f["output_file"]) for f in job_frames(api, job)][:2]
+            assert done == [(1, str(out / "sh_0001_L.png")), (2, str(out / "sh_0002_left.png"))]
+            node.close()
+    finally:
+        server.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,20 +38,25 @@ print("PATHS" + json.dumps(out))
 """
 
 
-@pytest.mark.blender
-def test_the_same_file_as_blender(blender: str, tmp_path: Path) -> None:
-    blend = tmp_path / "shots" / "a.blend"
-    blend.parent.mkdir()
-    args = json.dumps({"formats": FORMATS, "patterns": PATTERNS, "frames": FRAMES})
+def blenders_paths(blender: str, probe: str, *args: str) -> list[Any]:
+    """The rows a probe script prints after `PATHS`, run in Debian's Blender."""
     done = subprocess.run(
-        [blender, "-b", "--factory-startup", "--python-expr", PROBE, "--", str(blend), args],
+        [blender, "-b", "--factory-startup", "--python-expr", probe, "--", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     [line] = [x for x in done.stdout.splitlines() if x.startswith("PATHS")]
-    rows = json.loads(line.removeprefix("PATHS"))
+    return list(json.loads(line.removeprefix("PATHS")))
+
+
+@pytest.mark.blender
+def test_the_same_file_as_blender(blender: str, tmp_path: Path) -> None:
+    blend = tmp_path / "shots" / "a.blend"
+    blend.parent.mkdir()
+    args = json.dumps({"formats": FORMATS, "patterns": PATTERNS, "frames": FRAMES})
+    rows = blenders_paths(blender, PROBE, str(blend), args)
     assert len(rows) == len(FORMATS) * len(PATTERNS) * len(FRAMES)
     wrong = [
         (fmt, pat, n, want, sorted(framepath.frame_files(pat, n, fmt, str(blend))))
@@ -75,3 +81,49 @@ def test_one_file_per_frame_and_none_other() -> None:
     assert framepath.frame_files("//out/##", 3, "PNG", "/p/sh.blend") == {"/p/out/03.png"}
     # No format named: the scene's own, so any still format's extension.
     assert "/r/0001.exr" in framepath.frame_files("/r/####", 1, None)
+
+
+VIEWS_PROBE = """
+import bpy, json, sys
+s = bpy.context.scene
+s.render.use_file_extension = True
+s.render.use_multiview = True
+s.render.views_format = 'STEREO_3D'
+s.render.image_settings.views_format = 'INDIVIDUAL'
+out = []
+for fmt in json.loads(sys.argv[-1])["formats"]:
+    s.render.image_settings.file_format = fmt
+    for pat in json.loads(sys.argv[-1])["patterns"]:
+        s.render.filepath = pat
+        out.append([fmt, pat, [s.render.frame_path(frame=7, view=v) for v in ("left", "right")]])
+print("PATHS" + json.dumps(out))
+"""
+
+
+@pytest.mark.blender
+def test_the_view_files_of_a_stereo_frame_as_blender_names_them(blender: str) -> None:
+    """Stereo saved view by view ("Individual"): Blender writes a file per view, its suffix
+    before the extension. On shared storage each is one of the frame's files; no view's file is
+    the frame's own, nor another frame's."""
+    args = json.dumps({"formats": FORMATS, "patterns": PATTERNS})
+    rows = blenders_paths(blender, VIEWS_PROBE, args)
+    assert len(rows) == len(FORMATS) * len(PATTERNS)
+    for fmt, pat, (left, right) in rows:
+        assert left != right and "_L" in left and "_R" in right, (fmt, pat, left, right)
+        for view in (left, right):
+            assert framepath.names_view(pat, 7, fmt, view), (fmt, pat, view)
+            assert framepath.names_frame(pat, 7, fmt, view, views=True), (fmt, pat, view)
+            assert not framepath.names_frame(pat, 7, fmt, view), (fmt, pat, view)
+            assert not framepath.names_view(pat, 8, fmt, view), (fmt, pat, view)
+
+
+def test_a_view_suffix_is_a_name_and_nothing_else() -> None:
+    assert framepath.names_view("/r/####", 7, "PNG", "/r/./0007_left.png")
+    assert framepath.names_frame("/r/####", 7, "PNG", "/r/0007.png", views=True)
+    for other in ("/r/0007.png", "/r/0007_L.jpg", "/q/0007_L.png", "/r/0007_L/x.png",
+                  "/r/0007_L.png/x", "/r/0007_L R.png", "/r/0007_" + "L" * 40 + ".png",
+                  "/r/0008_L.png", "/r/0007_\nSaved.png"):  # fmt: skip
+        assert not framepath.names_view("/r/####", 7, "PNG", other), other
+    # A suffix never starts with a digit: frame 1's view is not frame 11's file.
+    assert not framepath.names_view("/r/#", 1, "PNG", "/r/11.png")
+    assert framepath.names_view("/r/#", 1, "PNG", "/r/1_R.png")

@@ -210,6 +210,15 @@ def scenario_stopped(args: dict[str, Any]) -> dict[str, Any]:
     set_farm("")
     out["no_address"] = call(bpy.ops.brender.submit_job)
     set_farm(args["address"])
+    # Stereo saved view by view cannot travel as one file a frame: said before the farm is
+    # asked (it is down) and before the file is saved.
+    bpy.context.scene.brender.use_upload = True
+    render = bpy.context.scene.render
+    render.use_multiview = True
+    render.image_settings.views_format = "INDIVIDUAL"
+    saved = os.stat(args["blend"]).st_mtime_ns
+    out["stereo_upload"] = call(bpy.ops.brender.submit_job)
+    out["stereo_upload_saved"] = os.stat(args["blend"]).st_mtime_ns != saved
     bpy.ops.wm.read_homefile(use_empty=True)
     out["unsaved"] = call(bpy.ops.brender.submit_job)
     out["after_errors"] = state()

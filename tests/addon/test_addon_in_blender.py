@@ -31,13 +31,6 @@ def addon_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_zip(tmp_path_factory.mktemp("dist"))
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Any:
-    srv = ServerProcess(tmp_path / "server").start()
-    yield srv
-    srv.stop()
-
-
 def address(server: ServerProcess) -> str:
     return server.http_url.removeprefix("http://")
 
@@ -103,6 +96,8 @@ def test_submit_from_blender_then_farm_stopped(addon_zip: Path, server: ServerPr
     assert "Cannot reach the farm at" in drawn
     assert "Set the farm's address" in out["no_address"]["error"]
     assert "Save the file first" in out["unsaved"]["error"]
+    assert "stereo views as separate files" in out["stereo_upload"]["error"], out["output"]
+    assert not out["stereo_upload_saved"], "the file was saved for a job that was never sent"
     assert "Traceback" not in out["output"]
     assert out["after_errors"]["classes"] == ALL_CLASSES
     assert out["end"] == NOTHING_LEFT

@@ -80,19 +80,21 @@ def test_only_rendering_frames_of_uploaded_jobs(server: ServerProcess, tmp_path:
         assert status == 409 and "frame 2 of job" in answer["error"]["message"], answer
         # Only under the name the job's pattern gives frame 1: no other frame's file, no other
         # file of the folder.
-        for name in ("0002.png", "0001.exr", "x.png", "00001.png"):
+        # Nor a view's file (stereo saved view by view): one file a frame comes back.
+        for name in ("0002.png", "0001.exr", "x.png", "00001.png", "0001_L.png"):
             status, answer = put_frame(server, job, 1, name, key)
             assert status == 422, (name, answer)
             assert "frame 1's file is '0001.png'" in answer["error"]["message"], answer
         # A report naming another file than the one stored is refused (server/reports.py).
-        node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
-                   "output_file": str(Path(stored).with_name("0002.png")),
-                   "render_time": 0.1, "seq": 1})  # fmt: skip
+        for seq, name in enumerate(("0002.png", "0001_L.png"), start=1):
+            node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
+                       "output_file": str(Path(stored).with_name(name)),
+                       "render_time": 0.1, "seq": seq})  # fmt: skip
         node.send({"type": "ping", "t": 1.0})
         node.expect("pong")
         assert put_frame(server, job, 1, key=key)[0] == 201, "the refused report left it rendering"
         node.send({"type": "frame", "chunk_id": order["chunk_id"], "frame": 1,
-                   "output_file": stored, "render_time": 0.1, "seq": 2})  # fmt: skip
+                   "output_file": stored, "render_time": 0.1, "seq": 3})  # fmt: skip
         # Reported: the frame is done, it takes no other file.
         wait_for(
             lambda: put_frame(server, job, 1, key=key)[0] == 409,

@@ -77,6 +77,38 @@ def test_forged_saved_lines_are_not_taken_and_the_real_one_is() -> None:
     assert "'/etc/passwd', which is not the file the job's output names" in tracker.refused[0]
 
 
+def stereo_log(frames: list[int]) -> list[str]:
+    """Blender's lines for frames rendered in stereo and saved view by view."""
+    lines: list[str] = []
+    for n in frames:
+        lines += [f"Fra:{n} Mem:1M | Sample 4/4", f"Saved: '/r/out/{n:04d}_L.png'",
+                  f"Saved: '/r/out/{n:04d}_R.png'", " Time: 00:00.10 (Saving: 00:00.01)"]  # fmt: skip
+    return lines
+
+
+def test_stereo_saved_view_by_view_on_shared_storage() -> None:
+    """Each view's file is where the output names it: the first one stands for the frame."""
+    order = RenderOrder(chunk_id=1, blend_file="/p/a.blend", frames=(1, 2),
+                        output="/r/out/####", format="PNG")  # fmt: skip
+    tracker = LogTracker([1, 2], check=saved_check(order))
+    saved = [e for e in feed_all(tracker, stereo_log([1, 2])) if isinstance(e, FrameSaved)]
+    assert [(e.frame, e.path) for e in saved] == [
+        (1, "/r/out/0001_L.png"),
+        (2, "/r/out/0002_L.png"),
+    ]
+    assert tracker.refused == []
+
+
+def test_stereo_saved_view_by_view_is_refused_for_an_uploaded_job_and_says_why() -> None:
+    """An uploaded job brings back one file a frame: the other view would be lost."""
+    order = RenderOrder(chunk_id=1, blend_file="/p/a.blend", frames=(1,), output="/r/out/####",
+                        format="PNG", manifest="ab" * 32, upload_key="k")  # fmt: skip
+    tracker = LogTracker([1], check=saved_check(order))
+    assert not [e for e in feed_all(tracker, stereo_log([1])) if isinstance(e, FrameSaved)]
+    assert "view by view" in tracker.refused[0] and "'Stereo 3D'" in tracker.refused[0]
+    assert tracker.frames_saved == []
+
+
 def test_recorded_log_lines() -> None:
     lines = RECORDED.read_text().splitlines()
     parsed = [parse_line(line) for line in lines]

@@ -4,12 +4,10 @@ reports frames as fast as the server takes them)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from farmctl import ServerProcess
 from PIL import Image
 from web_helpers import DONE_RGB, Dashboard, FakeNode, painted_grid, saving
@@ -27,15 +25,6 @@ PROBE = """() => {
   };
   requestAnimationFrame(tick);
 }"""
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path / "server").start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 def ok(server: ServerProcess, request: dict[str, Any]) -> Any:
