@@ -181,15 +181,19 @@ def names_view(
     """Whether `path` is one view's file of `frame` in a multi-view (stereo) render saved view
     by view ("Individual"). Blender puts the view's suffix into the frame's path after the
     frame number and before the extension is settled, before the name's last `.` or at its
-    end (`image_path_from_imtype`, `BLI_path_suffix`): `/r/####` saves `0007_L.png` and
+    end (`image_path_from_imtype`, `BLI_path_suffix`; checked against Blender 3.4 in the tests
+    and against the bpy module 4.5 by hand): `/r/####` saves `0007_L.png` and
     `0007_R.png`, `/r/x` saves `x0007_L.png`, `/r/x.png` saves `x_L.png0007.png`
     (tests/test_framepath.py checks these against Blender's own `frame_path(view=…)`)."""
     path = _normal_path(path)
     base = resolve(pattern, frame, blend_file)
     folder, name = _split(base)
     dot = name.rfind(".")
-    marked = folder + (name + _VIEW if dot < 0 else name[:dot] + _VIEW + name[dot:])
-    for file in _with_extension(marked, file_format):
+    cuts = {len(name) if dot < 0 else dot}
+    if dot == 0:
+        cuts.add(len(name))  # Blender 4.x: a leading `.` starts no extension (3.x: it does)
+    marked = (folder + name[:cut] + _VIEW + name[cut:] for cut in cuts)
+    for file in (f for m in marked for f in _with_extension(m, file_format)):
         before, _, after = file.partition(_VIEW)
         end = len(path) - len(after)
         fits = end > len(before) and path.startswith(before) and path.endswith(after)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,13 @@ print("PATHS" + json.dumps(out))
 """
 
 
-def blenders_paths(blender: str, probe: str, *args: str) -> list[Any]:
-    """The rows a probe script prints after `PATHS`, run in Debian's Blender."""
+def blenders_paths(blender: str, probe: str, *args: str, python: bool = False) -> list[Any]:
+    """The rows a probe script prints after `PATHS`, run in Debian's Blender (or, `python`, in
+    a Python with the bpy module)."""
+    command = [blender, "-c", probe] if python else [
+        blender, "-b", "--factory-startup", "--python-expr", probe, "--"]  # fmt: skip
     done = subprocess.run(
-        [blender, "-b", "--factory-startup", "--python-expr", probe, "--", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -87,7 +92,6 @@ VIEWS_PROBE = """
 import bpy, json, sys
 s = bpy.context.scene
 s.render.use_file_extension = True
-s.render.use_multiview = True
 s.render.views_format = 'STEREO_3D'
 s.render.image_settings.views_format = 'INDIVIDUAL'
 out = []
@@ -95,26 +99,50 @@ for fmt in json.loads(sys.argv[-1])["formats"]:
     s.render.image_settings.file_format = fmt
     for pat in json.loads(sys.argv[-1])["patterns"]:
         s.render.filepath = pat
-        out.append([fmt, pat, [s.render.frame_path(frame=7, view=v) for v in ("left", "right")]])
+        s.render.use_multiview = False
+        plain = s.render.frame_path(frame=7)
+        s.render.use_multiview = True
+        out.append([fmt, pat, plain, [s.render.frame_path(frame=7, view=v) for v in ("left", "right")]])
 print("PATHS" + json.dumps(out))
 """
 
 
-@pytest.mark.blender
-def test_the_view_files_of_a_stereo_frame_as_blender_names_them(blender: str) -> None:
-    """Stereo saved view by view ("Individual"): Blender writes a file per view, its suffix
-    before the extension. On shared storage each is one of the frame's files; no view's file is
-    the frame's own, nor another frame's."""
-    args = json.dumps({"formats": FORMATS, "patterns": PATTERNS})
-    rows = blenders_paths(blender, VIEWS_PROBE, args)
+def check_views(rows: list[Any]) -> None:
+    """Each view's file is one of the frame's files (on shared storage), not the frame's own,
+    nor another frame's."""
     assert len(rows) == len(FORMATS) * len(PATTERNS)
-    for fmt, pat, (left, right) in rows:
+    for fmt, pat, plain, (left, right) in rows:
         assert left != right and "_L" in left and "_R" in right, (fmt, pat, left, right)
+        if not framepath.names_frame(pat, 7, fmt, plain):
+            continue  # a pattern this Blender resolves otherwise (its own test says which)
         for view in (left, right):
             assert framepath.names_view(pat, 7, fmt, view), (fmt, pat, view)
             assert framepath.names_frame(pat, 7, fmt, view, views=True), (fmt, pat, view)
             assert not framepath.names_frame(pat, 7, fmt, view), (fmt, pat, view)
             assert not framepath.names_view(pat, 8, fmt, view), (fmt, pat, view)
+
+
+@pytest.mark.blender
+def test_the_view_files_of_a_stereo_frame_as_blender_names_them(blender: str) -> None:
+    """Stereo saved view by view ("Individual"): Blender writes a file per view, its suffix
+    where `names_view` says."""
+    args = json.dumps({"formats": FORMATS, "patterns": PATTERNS})
+    rows = blenders_paths(blender, VIEWS_PROBE, args)
+    assert all(framepath.names_frame(pat, 7, fmt, plain) for fmt, pat, plain, _ in rows)
+    check_views(rows)
+
+
+def test_the_view_files_as_the_bpy_module_names_them() -> None:
+    """The same with Blender 4.5 (the `bpy` extra), which reads a leading `.` of a file name
+    as no extension where 3.4 puts the suffix before it (`.07_L.png` against `_L.07.png`)."""
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip("the bpy module is not installed (pip install 'brender[bpy]')")
+    args = json.dumps({"formats": FORMATS, "patterns": PATTERNS})
+    script = "import bpy\nbpy.ops.wm.read_factory_settings(use_empty=False)\n" + VIEWS_PROBE
+    rows = blenders_paths(sys.executable, script, args, python=True)
+    check_views(rows)
+    assert framepath.names_view("/r/.##", 7, "PNG", "/r/.07_L.png")  # 4.x
+    assert framepath.names_view("/r/.##", 7, "PNG", "/r/_L.07.png")  # 3.x
 
 
 def test_a_view_suffix_is_a_name_and_nothing_else() -> None:
