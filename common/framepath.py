@@ -192,13 +192,13 @@ def names_view(
     cuts = {len(name) if dot < 0 else dot}
     if dot == 0:
         cuts.add(len(name))  # Blender 4.x: a leading `.` starts no extension (3.x: it does)
-    marked = (folder + name[:cut] + _VIEW + name[cut:] for cut in cuts)
-    for file in (f for m in marked for f in _with_extension(m, file_format)):
-        before, _, after = file.partition(_VIEW)
-        end = len(path) - len(after)
-        fits = end > len(before) and path.startswith(before) and path.endswith(after)
-        if fits and VIEW_SUFFIX.fullmatch(path, len(before), end):
-            return True
+    for cut in cuts:
+        for file in _with_extension(folder + name[:cut] + _VIEW + name[cut:], file_format):
+            before, _, after = file.partition(_VIEW)
+            end = len(path) - len(after)
+            fits = end > len(before) and path.startswith(before) and path.endswith(after)
+            if fits and VIEW_SUFFIX.fullmatch(path, len(before), end):
+                return True
     return False
 
 

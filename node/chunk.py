@@ -36,6 +36,12 @@ class RenderOrder:
     upload_key: str | None = None
     """An uploaded job: the secret its frame PUTs carry (node/fetch.py)."""
 
+    @property
+    def uploaded(self) -> bool:
+        """An uploaded job's order (its files come from the farm and its frames go back to it,
+        one file a frame), not one on shared storage."""
+        return self.manifest is not None
+
 
 @dataclass
 class ChunkResult:

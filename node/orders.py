@@ -122,7 +122,7 @@ class OrderHandler:
         """Why this node must not start Blender on the order, if it must not: a job that runs
         the file's Python on a node that does not allow it, or a file none of the Blenders the
         order may use can open (it would crash, or render it wrongly)."""
-        inside = order.manifest is not None  # an uploaded job: paths in its tree (packed.py)
+        inside = order.uploaded  # paths in the job's tree (packed.py)
         for what, path in (("blend_file", order.blend_file), ("output", order.output or "")):
             if path and (problem := path_problem(path, absolute=not inside)) is not None:
                 return messages.Rejected(order.chunk_id, f"the order's {what} {problem}")

@@ -290,14 +290,14 @@ def saved_check(order: RenderOrder) -> Callable[[int, str], str | None] | None:
     # On shared storage every view's file is where the output names it, so the frame's first
     # one stands for the frame; an uploaded job brings back one file a frame, so the others
     # would be lost.
-    shared = order.manifest is None and order.upload_key is None
+    shared = not order.uploaded
 
     def check(frame: int, path: str) -> str | None:
         nonlocal logged
         blend = order.blend_file
         if framepath.names_frame(output, frame, order.format, path, blend, views=shared):
             return None
-        if framepath.names_view(output, frame, order.format, path, blend):
+        if not shared and framepath.names_view(output, frame, order.format, path, blend):
             return (
                 f"Blender saved frame {frame} view by view ({path!r}): an uploaded job brings"
                 " back one file a frame, so multi-view (stereo) output must be one image; in"
